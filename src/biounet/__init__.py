@@ -1,0 +1,45 @@
+"""biounet: U-Net (Ronneberger, Fischer & Brox, MICCAI 2015) for biomedical image segmentation.
+
+The public API, imported lazily so that ``import biounet`` (and the ``biounet`` command) start
+fast; torch is loaded on first use of a name that needs it.
+
+>>> import biounet
+>>> net = biounet.UNet.from_preset("ronneberger2015")
+>>> net.output_shape((572, 572))
+(388, 388)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from .inference import predict
+    from .model import PRESETS, Geometry, UNet, UNetConfig
+    from .tiling import tile_apply
+
+_LAZY = {
+    "UNet": "biounet.model.unet",
+    "UNetConfig": "biounet.model.unet",
+    "Geometry": "biounet.model.geometry",
+    "PRESETS": "biounet.model.presets",
+    "predict": "biounet.inference",
+    "tile_apply": "biounet.tiling",
+}
+
+__all__ = ["PRESETS", "Geometry", "UNet", "UNetConfig", "__version__", "predict", "tile_apply"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'biounet' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

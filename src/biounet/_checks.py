@@ -1,0 +1,24 @@
+"""Input checks shared across the package: option look-up with a did-you-mean."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+
+
+def look_up(value: str, choices: Sequence[str], what: str) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise a ValueError with a suggestion.
+
+    >>> look_up("batch", ["none", "batch"], "norm")
+    'batch'
+    >>> look_up("bach", ["none", "batch"], "norm")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown norm 'bach': did you mean 'batch'? (choices: 'none', 'batch')
+    """
+    if value in choices:
+        return value
+    close = difflib.get_close_matches(str(value), list(choices), n=1)
+    hint = f": did you mean {close[0]!r}?" if close else ""
+    listed = ", ".join(repr(c) for c in choices)
+    raise ValueError(f"unknown {what} {value!r}{hint} (choices: {listed})")

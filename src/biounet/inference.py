@@ -1,0 +1,231 @@
+"""Whole-image prediction with a U-Net: overlap-tile inference of any image size, 2D or 3D."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .model.unet import UNet
+from .tiling import dihedral_transforms, tile_apply
+
+__all__ = ["choose_tile", "predict", "resolve_device"]
+
+#: the output extent (px per axis) that automatic tiles aim for, before fitting them to the image
+TARGET_OUTPUT = {2: 512, 3: 64}
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA if available, else Apple MPS if available, else CPU."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from e
+
+
+def choose_tile(
+    model: UNet, spatial: Sequence[int], tile_shape: Sequence[int] | int | None = None
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Input tile shape and stride (px per axis) for ``model`` on an image of shape ``spatial``.
+
+    For a valid (unpadded) network the stride is a multiple of ``2**depth``, which makes the
+    tiled result equal to one pass over the whole mirror-padded image. Without ``tile_shape``,
+    tiles are fitted to the image: the fewest tiles whose output reaches ``TARGET_OUTPUT`` px per
+    axis, shrunk to just cover the image, so little computed output falls outside it.
+    A given ``tile_shape`` is the network's input tile and must be valid.
+
+    Returns
+    -------
+    tile, stride : tuple of int
+        For a same-padded network the stride is unused (tiles are blended).
+    """
+    g = model.geometry
+    ndim = len(spatial)
+    if tile_shape is not None:
+        tile = (tile_shape,) * ndim if isinstance(tile_shape, int) else tuple(tile_shape)
+        if len(tile) != ndim:
+            raise ValueError(f"tile_shape {tile} has {len(tile)} axes; the image has {ndim}")
+        for axis, n in enumerate(tile):
+            if not g.is_valid_size(int(n)):
+                raise ValueError(f"tile_shape {tile}, axis {axis}: {g._invalid_message(int(n))}")
+        out = g.output_shape(tile)
+        stride = tuple(max(g.alignment, o // g.alignment * g.alignment) for o in out)
+        if any(o < g.alignment for o in out):
+            smallest = g.input_size_for_output(g.alignment)
+            raise ValueError(
+                f"tile_shape {tile} gives output tiles {out} smaller than the pooling grid "
+                f"({g.alignment} px); use tiles of at least {smallest} px"
+            )
+        return tuple(int(t) for t in tile), stride
+    a = g.alignment
+    target = TARGET_OUTPUT.get(ndim, 64)
+    if g.padding == "same":
+        cap = max(a, target // a * a)
+        tile = tuple(min(cap, math.ceil(n / a) * a) for n in spatial)
+        return tile, tile
+    tiles, strides = [], []
+    max_stride = max(a, target // a * a)
+    for n in spatial:
+        count = math.ceil(n / max_stride)
+        stride = math.ceil(n / count / a) * a  # aligned, and count * stride >= n
+        tiles.append(g.input_size_for_output(stride))
+        strides.append(stride)
+    return tuple(tiles), tuple(strides)
+
+
+def _as_channels_first(image: Any, model: UNet) -> Any:
+    """Give ``image`` a leading channel axis (a view), checking dims and channels."""
+    c, nd = model.config.in_channels, model.ndim
+    shape = tuple(image.shape)
+    if len(shape) == nd:
+        if c != 1:
+            raise ValueError(
+                f"image of shape {shape} has no channel axis, but the model expects {c} input "
+                f"channels; pass an array of shape ({c}, {', '.join(map(str, shape))})"
+            )
+        return _AddChannel(image) if not isinstance(image, np.ndarray) else image[None]
+    if len(shape) == nd + 1:
+        if shape[0] != c:
+            hint = (
+                "; the channels look last: pass numpy.moveaxis(image, -1, 0)"
+                if shape[-1] == c
+                else ""
+            )
+            raise ValueError(
+                f"image of shape {shape} has {shape[0]} channel(s) on axis 0, but the model "
+                f"expects {c}{hint}"
+            )
+        return image
+    raise ValueError(
+        f"image of shape {shape} has {len(shape)} axes; this {nd}D model takes ({nd} spatial "
+        f"axes) or (channels, {nd} spatial axes)"
+    )
+
+
+class _AddChannel:
+    """A lazy view of an array (Zarr, ...) with a leading channel axis of length 1."""
+
+    def __init__(self, array: Any) -> None:
+        self.array = array
+        self.shape = (1, *array.shape)
+        self.dtype = array.dtype
+
+    def __getitem__(self, key: tuple[Any, ...]) -> np.ndarray:
+        return np.asarray(self.array[key[1:]])[None]
+
+
+def predict(
+    model: UNet,
+    image: Any,
+    *,
+    tile_shape: Sequence[int] | int | None = None,
+    batch_size: int | None = None,
+    tta: bool = False,
+    device: str | torch.device = "auto",
+    progress: bool = False,
+    out: Any = None,
+    overlap: float = 0.5,
+    channels_last: bool = False,
+) -> Any:
+    """Per-class probabilities of a U-Net for a whole image of any size.
+
+    Parameters
+    ----------
+    model : UNet
+        The network; put into eval mode while predicting (its mode is restored afterwards).
+    image : array-like, shape ``(*S)`` or ``(C, *S)``
+        2D or 3D image as the model expects (``model.ndim`` spatial axes, ``C`` its input
+        channels), of any size, down to 1 px per axis. Any array with NumPy slicing works
+        (ndarray, memmap, Zarr); it is read tile by tile and cast to float32 without rescaling.
+    tile_shape : int or sequence of int, optional
+        The network's input tile, px. Default: fitted to the image (see :func:`choose_tile`).
+    batch_size : int, optional
+        Tiles per forward pass (default: 1 on a CPU, 4 on a GPU).
+    tta : bool
+        Test-time augmentation: average over the 8 flips/rotations in 2D, the 8 flips in 3D.
+    device : str or torch.device
+        ``"auto"`` (CUDA if present, else CPU), ``"cpu"``, ``"cuda:0"``, ...
+    progress : bool
+        Show a progress bar over tiles.
+    out : array-like, shape ``(num_classes, *S)``, optional
+        Write into this array (e.g. a Zarr array on disk) instead of returning a new one, so
+        neither the image nor the probabilities need to fit in memory.
+    overlap : float
+        Same-padded networks only: overlap of the blended tiles, as a fraction of the tile.
+    channels_last : bool
+        Run the network in channels-last memory format (often faster on GPUs).
+
+    Returns
+    -------
+    numpy.ndarray or ``out``, shape ``(num_classes, *S)``, float32
+        Softmax probabilities per class.
+
+    Notes
+    -----
+    Valid networks use the paper's overlap-tile strategy: borders are mirror-extrapolated, the
+    output is covered by non-overlapping tiles, and each input tile carries ``model.margin`` px
+    of context per side. Strides are multiples of ``2**depth``, so in eval mode the result
+    equals one forward pass over the whole mirror-padded image. Same-padded networks blend
+    overlapping tiles with a Gaussian window.
+    """
+    if not isinstance(model, UNet):
+        raise TypeError(f"model must be a biounet.UNet, got {type(model).__name__}")
+    image = _as_channels_first(image, model)
+    spatial = tuple(int(n) for n in image.shape[1:])
+    if min(spatial) < 1:
+        raise ValueError(f"the image is empty: shape {tuple(image.shape)}")
+    dev = resolve_device(device)
+    if batch_size is None:
+        batch_size = 4 if dev.type == "cuda" else 1
+    tile, stride = choose_tile(model, spatial, tile_shape)
+    transforms = dihedral_transforms(model.ndim) if tta else None
+    memory_format = (
+        (torch.channels_last if model.ndim == 2 else torch.channels_last_3d)
+        if channels_last
+        else torch.contiguous_format
+    )
+
+    was_training = model.training
+    first = next(model.parameters())
+    old_device = first.device
+    model.eval().to(dev)
+    if channels_last:
+        model.to(memory_format=memory_format)  # type: ignore[call-overload]
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=memory_format)
+        return torch.softmax(model(x), dim=1)
+
+    try:
+        with torch.inference_mode():
+            return tile_apply(
+                fn,
+                image,
+                tile_shape=tile,
+                margin=model.margin,
+                mode="crop" if model.config.padding == "valid" else "blend",
+                stride=stride,
+                overlap=overlap,
+                transforms=transforms,
+                out=out,
+                batch_size=batch_size,
+                device=dev,
+                progress=progress,
+            )
+    finally:
+        model.train(was_training)
+        model.to(old_device)
+        if channels_last:
+            model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]

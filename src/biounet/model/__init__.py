@@ -1,0 +1,17 @@
+"""The U-Net, its building blocks, presets and size arithmetic."""
+
+from .geometry import Geometry, is_valid_size, margin, nearest_valid_sizes, output_shape
+from .presets import PRESETS, Preset
+from .unet import UNet, UNetConfig
+
+__all__ = [
+    "PRESETS",
+    "Geometry",
+    "Preset",
+    "UNet",
+    "UNetConfig",
+    "is_valid_size",
+    "margin",
+    "nearest_valid_sizes",
+    "output_shape",
+]

@@ -1,0 +1,262 @@
+"""Size arithmetic of a U-Net, as pure functions (no torch).
+
+A U-Net with ``valid`` (unpadded) convolutions shrinks its input: every 3x3 convolution removes
+one pixel per side, every 2x2 max-pooling needs an even size, and every skip connection crops the
+contracting path's map to the expanding path's size. Only some input sizes work, and the output is
+smaller than the input by a fixed *margin* per side (the context the network sees around each
+output pixel). For the paper's network (depth 4, two 3x3 convolutions per level) the margin is
+92 px and 572 px in gives 388 px out.
+
+A ``same`` padded U-Net keeps the size; it needs sizes divisible by ``2**depth``. Its receptive
+field has the same radius as the valid network's margin; :attr:`Geometry.margin` reports it for
+both.
+
+All sizes are in pixels (voxels in 3D), per spatial axis; every axis follows the same arithmetic.
+
+Examples
+--------
+>>> g = Geometry(depth=4)
+>>> g.output_size(572), g.margin
+(388, 92)
+>>> g.nearest_valid_sizes(570)
+(556, 572)
+>>> g.output_shape((572, 188))
+(388, 4)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+PADDINGS = ("valid", "same")
+UPSAMPLINGS = ("transposed", "nearest", "linear")
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The size arithmetic of one U-Net configuration (per spatial axis).
+
+    Parameters
+    ----------
+    depth : int
+        Number of 2x2 max-poolings (the paper: 4).
+    padding : {"valid", "same"}
+        ``"valid"``: unpadded convolutions, the output is smaller than the input (the paper).
+        ``"same"``: zero-padded convolutions, output size equals input size.
+    convs_per_block : int
+        Convolutions per level (the paper: 2).
+    kernel_size : int
+        Odd convolution kernel size (the paper: 3).
+    upsample : {"transposed", "nearest", "linear"}
+        How the expanding path doubles the size. ``"linear"`` in a valid network crops one
+        pixel per side after interpolating, because the border pixels of a linear interpolation
+        depend on values outside the map.
+    """
+
+    depth: int
+    padding: str = "valid"
+    convs_per_block: int = 2
+    kernel_size: int = 3
+    upsample: str = "transposed"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.depth, int) or self.depth < 0:
+            raise ValueError(f"depth must be a non-negative integer, got {self.depth!r}")
+        if self.padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {self.padding!r}")
+        if self.upsample not in UPSAMPLINGS:
+            raise ValueError(f"upsample must be one of {UPSAMPLINGS}, got {self.upsample!r}")
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd integer, got {self.kernel_size}")
+        if self.convs_per_block < 1:
+            raise ValueError(f"convs_per_block must be >= 1, got {self.convs_per_block}")
+
+    # ------------------------------------------------------------------ per axis
+    @property
+    def alignment(self) -> int:
+        """The pooling grid, ``2**depth`` px: shifts by multiples of it commute with the net."""
+        return int(2**self.depth)
+
+    def trace(self, n: int) -> tuple[list[int], list[int]] | None:
+        """Feature-map sizes for input size ``n``, or None if ``n`` is not valid.
+
+        Returns ``(contracting, expanding)``: the size after the convolutions of each level
+        ``0..depth`` going down (the last is the bottleneck), and the size after the
+        convolutions of each level ``depth-1..0`` going up (the last is the output).
+
+        >>> Geometry(depth=4).trace(572)
+        ([568, 280, 136, 64, 28], [52, 100, 196, 388])
+        """
+        shrink = 0 if self.padding == "same" else self.convs_per_block * (self.kernel_size - 1)
+        s = n
+        down: list[int] = []
+        for level in range(self.depth + 1):
+            if level:
+                if s % 2:
+                    return None
+                s //= 2
+            s -= shrink
+            if s < 1:
+                return None
+            down.append(s)
+        up: list[int] = []
+        for skip in reversed(down[:-1]):
+            s = 2 * s - (2 if self.upsample == "linear" and shrink else 0)
+            # the skip map is centre-cropped to s: it must be at least as large, by an even amount
+            if s < 1 or s > skip or (skip - s) % 2:
+                return None
+            s -= shrink
+            if s < 1:
+                return None
+            up.append(s)
+        return down, up
+
+    def output_size(self, n: int) -> int:
+        """Output size for input size ``n``; raises ValueError naming the nearest valid sizes."""
+        out = self._output_or_none(n)
+        if out is None:
+            raise ValueError(self._invalid_message(n))
+        return out
+
+    def _output_or_none(self, n: int) -> int | None:
+        sizes = self.trace(n) if n >= 1 else None
+        if sizes is None:
+            return None
+        return (sizes[1] or sizes[0])[-1]
+
+    def is_valid_size(self, n: int) -> bool:
+        """Whether an input of ``n`` px along an axis passes through the network."""
+        return self._output_or_none(int(n)) is not None
+
+    @property
+    def min_input_size(self) -> int:
+        """The smallest valid input size."""
+        n = 1
+        while not self.is_valid_size(n):
+            n += 1
+        return n
+
+    @property
+    def margin(self) -> int:
+        """Context per side in px: the receptive-field radius (92 for the paper's network).
+
+        For a valid network this is exactly ``(input - output) / 2``; a same network has the
+        same receptive field.
+        """
+        g = (
+            self
+            if self.padding == "valid"
+            else Geometry(
+                self.depth, "valid", self.convs_per_block, self.kernel_size, self.upsample
+            )
+        )
+        n = g.min_input_size
+        return (n - g.output_size(n)) // 2
+
+    @property
+    def shrink(self) -> int:
+        """Input size minus output size, per axis (``2 * margin`` valid, 0 same)."""
+        return 2 * self.margin if self.padding == "valid" else 0
+
+    def nearest_valid_sizes(self, n: int) -> tuple[int | None, int]:
+        """The largest valid size <= ``n`` (None if there is none) and the smallest >= ``n``."""
+        below: int | None = None
+        m = int(n)
+        while m >= 1:
+            if self.is_valid_size(m):
+                below = m
+                break
+            m -= 1
+        m = max(int(n), 1)
+        while not self.is_valid_size(m):
+            m += 1
+        return below, m
+
+    def valid_sizes(self, lo: int, hi: int) -> list[int]:
+        """All valid input sizes in ``[lo, hi]``."""
+        return [n for n in range(max(lo, 1), hi + 1) if self.is_valid_size(n)]
+
+    def input_size_for_output(self, out: int) -> int:
+        """The smallest valid input size whose output is at least ``out`` px."""
+        n = self.min_input_size
+        step = self.alignment
+        # valid sizes repeat with period 2**depth; walk in steps, then settle on the exact size
+        while self.output_size(n) < out:
+            n += step
+            while not self.is_valid_size(n):
+                n += 1
+        return n
+
+    def _invalid_message(self, n: int) -> str:
+        below, above = self.nearest_valid_sizes(n)
+        near = f"{below} or {above}" if below is not None and below != above else f"{above}"
+        rule = (
+            f"a multiple of {self.alignment} (2**depth)"
+            if self.padding == "same"
+            else "a size whose every pooling input is even and whose output is at least 1 px"
+        )
+        return (
+            f"size {n} px is not valid for this U-Net (depth {self.depth}, {self.padding} "
+            f"padding; it needs {rule}); the nearest valid sizes are {near}"
+        )
+
+    # ------------------------------------------------------------------ whole shapes
+    def output_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
+        """Output spatial shape for an input spatial shape; ValueError names the axis and fix."""
+        out = []
+        for axis, n in enumerate(shape):
+            o = self._output_or_none(int(n))
+            if o is None:
+                raise ValueError(f"axis {axis} of shape {tuple(shape)}: {self._invalid_message(n)}")
+            out.append(o)
+        return tuple(out)
+
+    def is_valid_shape(self, shape: Sequence[int]) -> bool:
+        """Whether every axis of ``shape`` is a valid size."""
+        return all(self.is_valid_size(int(n)) for n in shape)
+
+
+# ---------------------------------------------------------------------- functional forms
+def output_shape(
+    input_shape: Sequence[int], *, depth: int, padding: str = "valid", **kwargs: int | str
+) -> tuple[int, ...]:
+    """Output spatial shape of a U-Net for ``input_shape`` (see :class:`Geometry`).
+
+    >>> output_shape((572, 572), depth=4)
+    (388, 388)
+    >>> output_shape((16, 15, 7), depth=1, padding="valid")
+    Traceback (most recent call last):
+    ...
+    ValueError: axis 1 of shape (16, 15, 7): size 15 px is not valid ...
+    """
+    return Geometry(depth, padding, **kwargs).output_shape(input_shape)  # type: ignore[arg-type]
+
+
+def margin(*, depth: int, padding: str = "valid", **kwargs: int | str) -> int:
+    """Context per side in px (the receptive-field radius) of a U-Net.
+
+    >>> margin(depth=4)
+    92
+    """
+    return Geometry(depth, padding, **kwargs).margin  # type: ignore[arg-type]
+
+
+def is_valid_size(n: int, *, depth: int, padding: str = "valid", **kwargs: int | str) -> bool:
+    """Whether ``n`` px along an axis is a valid input size.
+
+    >>> is_valid_size(572, depth=4), is_valid_size(570, depth=4)
+    (True, False)
+    """
+    return Geometry(depth, padding, **kwargs).is_valid_size(n)  # type: ignore[arg-type]
+
+
+def nearest_valid_sizes(
+    n: int, *, depth: int, padding: str = "valid", **kwargs: int | str
+) -> tuple[int | None, int]:
+    """The nearest valid input sizes below (or None) and above ``n``.
+
+    >>> nearest_valid_sizes(500, depth=4)
+    (492, 508)
+    """
+    return Geometry(depth, padding, **kwargs).nearest_valid_sizes(n)  # type: ignore[arg-type]
