@@ -75,13 +75,14 @@ def choose_tile(
         cap = max(a, target // a * a)
         tile = tuple(min(cap, math.ceil(n / a) * a) for n in spatial)
         return tile, tile
-    tiles, strides = [], []
+    tiles: list[int] = []
+    strides: list[int] = []
     max_stride = max(a, target // a * a)
     for n in spatial:
         count = math.ceil(n / max_stride)
-        stride = math.ceil(n / count / a) * a  # aligned, and count * stride >= n
-        tiles.append(g.input_size_for_output(stride))
-        strides.append(stride)
+        step = math.ceil(n / count / a) * a  # aligned, and count * step >= n
+        tiles.append(g.input_size_for_output(step))
+        strides.append(step)
     return tuple(tiles), tuple(strides)
 
 

@@ -88,7 +88,9 @@ def plan_crop(size: int, out_tile: int, stride: int, margin: int) -> list[AxisTi
     """Tiles along an axis of ``size`` px for ``"crop"`` mode (see module docstring).
 
     >>> [(t.in_start, t.keep) for t in plan_crop(10, out_tile=6, stride=4, margin=2)]
-    [(-2, (0, 4)), (2, (4, 8)), (6, (8, 10))]
+    [(-2, (0, 4)), (2, (4, 10))]
+    >>> [(t.in_start, t.keep) for t in plan_crop(11, out_tile=6, stride=4, margin=2)]
+    [(-2, (0, 4)), (2, (4, 8)), (6, (8, 11))]
     """
     if not 1 <= stride <= out_tile:
         raise ValueError(f"stride must be in [1, out_tile={out_tile}], got {stride}")
@@ -146,7 +148,8 @@ class Transform:
         for axis, f in enumerate(self.flips):
             if f:
                 x = np.flip(x, axis + 1)
-        return x.transpose(0, *(p + 1 for p in self.perm))
+        out: np.ndarray = x.transpose(0, *(p + 1 for p in self.perm))
+        return out
 
     def invert(self, y: np.ndarray) -> np.ndarray:
         """Map ``y`` of shape ``(K, *g(S))`` back to the original orientation."""
@@ -198,11 +201,12 @@ def _read(
         index[axis] = spatial[axis] - 1 - idx if g.flips[axis] else idx
     # read the bounding box once (a slice: cheap for Zarr/memmap), then gather inside it
     box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in index)
-    block = np.asarray(image[(slice(None), *box)])
+    block = np.asarray(image[(slice(None),) + box])
     local = [i - b.start for i, b in zip(index, box)]
     if not all(np.array_equal(loc, np.arange(len(loc))) for loc in local):
         block = block[np.ix_(np.arange(block.shape[0]), *local)]
-    return block.transpose(0, *(p + 1 for p in g.perm))
+    tile: np.ndarray = block.transpose(0, *(p + 1 for p in g.perm))
+    return tile
 
 
 def _check_finite(block: np.ndarray, tiles: Sequence[AxisTile]) -> None:

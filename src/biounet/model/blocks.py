@@ -138,6 +138,7 @@ class Up(nn.Module):
             # a 1x1 convolution commutes with interpolation, so it runs first, on 4x fewer pixels
             x = F.interpolate(x, scale_factor=2.0, mode=self.interp)
             if self.crop_border:
-                x = x[(slice(None), slice(None), *[slice(1, -1)] * (x.ndim - 2))]
+                x = x[(slice(None), slice(None)) + (slice(1, -1),) * (x.ndim - 2)]
         skip = center_crop(skip, tuple(x.shape[2:]))
-        return self.conv(torch.cat([skip, x], dim=1))  # (N, C, *S)
+        y: torch.Tensor = self.conv(torch.cat([skip, x], dim=1))  # (N, C/2, *S'')
+        return y

@@ -225,10 +225,10 @@ def output_shape(
 
     >>> output_shape((572, 572), depth=4)
     (388, 388)
-    >>> output_shape((16, 15, 7), depth=1, padding="valid")
+    >>> output_shape((20, 21, 22), depth=1)
     Traceback (most recent call last):
     ...
-    ValueError: axis 1 of shape (16, 15, 7): size 15 px is not valid ...
+    ValueError: axis 1 of shape (20, 21, 22): size 21 px is not valid ... are 20 or 22
     """
     return Geometry(depth, padding, **kwargs).output_shape(input_shape)  # type: ignore[arg-type]
 

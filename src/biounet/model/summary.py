@@ -22,7 +22,7 @@ def flops_per_output_pixel(model: UNet, tile: int) -> float:
         with FlopCounterMode(display=False) as counter:
             meta(x)
     out = model.geometry.output_size(tile) ** model.ndim
-    return float(counter.get_total_flops()) / out
+    return float(counter.get_total_flops() / out)
 
 
 def valid_sizes_near(geometry: Geometry, near: int, count: int = 3) -> list[int]:

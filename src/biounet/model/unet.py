@@ -234,7 +234,8 @@ class UNet(nn.Module):
         y = self.dropout(skips.pop())  # the bottleneck, (N, w0 * 2**depth, ...)
         for up in self.ups:
             y = up(y, skips.pop())
-        return self.head(y)  # (N, num_classes, *S_out)
+        logits: torch.Tensor = self.head(y)  # (N, num_classes, *S_out)
+        return logits
 
     def extra_repr(self) -> str:
         """Short architecture summary for ``repr``."""

@@ -1,0 +1,29 @@
+"""Shared fixtures: small, seeded networks that run in milliseconds on a CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from biounet import UNet
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+def small_net(**options: object) -> UNet:
+    """A narrow net in eval mode with non-trivial biases and norm statistics."""
+    opts: dict[str, object] = {"depth": 2, "base_width": 4, "num_classes": 3}
+    opts.update(options)
+    net = UNet(**opts)  # type: ignore[arg-type]
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+            bias = getattr(m, "bias", None)
+            if isinstance(bias, torch.Tensor):
+                bias.uniform_(-0.1, 0.1)
+    return net.eval()

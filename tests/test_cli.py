@@ -1,0 +1,58 @@
+import subprocess
+import sys
+
+from biounet.cli import main
+
+
+def test_help_does_not_import_torch() -> None:
+    # `biounet --help` must answer at once: the CLI module may not import torch or numpy
+    code = "import sys, biounet.cli, biounet; print('torch' in sys.modules, 'numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_help_lists_the_verbs(capsys) -> None:
+    try:
+        main(["--help"])
+    except SystemExit as e:
+        assert e.code == 0
+    assert "inspect" in capsys.readouterr().out
+
+
+def test_inspect_paper_preset(capsys) -> None:
+    assert main(["inspect", "ronneberger2015", "--near", "570"]) == 0
+    out = capsys.readouterr().out
+    assert "parameters: 31,030,658" in out
+    assert "convolution layers: 23" in out
+    assert "margin: 92 px per side" in out
+    assert "556->372  [572->388]  588->404" in out
+    assert "widths 64-128-256-512-1024" in out
+    assert "FLOPs per output pixel at tile 572" in out
+    # the feature-map table: level 0 is 568 px after its convolutions, the output 388
+    assert "    0     64          568        388" in out
+
+
+def test_inspect_3d_preset_without_flops(capsys) -> None:
+    assert main(["inspect", "narrow3d", "--no-flops"]) == 0
+    out = capsys.readouterr().out
+    assert "3D U-Net" in out and "margin: 44 voxels per side" in out
+    assert "FLOPs" not in out
+
+
+def test_unknown_preset_is_one_clear_line(capsys) -> None:
+    assert main(["inspect", "ronneberger"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        "biounet inspect: error: unknown preset 'ronneberger': did you mean 'ronneberger2015'? "
+        "(choices: 'ronneberger2015', 'narrow', 'narrow3d')"
+    )
+
+
+def test_console_script_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "biounet.cli", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.startswith("biounet ")
