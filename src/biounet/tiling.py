@@ -47,6 +47,7 @@ __all__ = [
     "mirror_indices",
     "plan_blend",
     "plan_crop",
+    "read_mirrored",
     "tile_apply",
 ]
 
@@ -207,6 +208,19 @@ def _read(
         block = block[np.ix_(np.arange(block.shape[0]), *local)]
     tile: np.ndarray = block.transpose(0, *(p + 1 for p in g.perm))
     return tile
+
+
+def read_mirrored(image: Any, start: Sequence[int], shape: Sequence[int]) -> np.ndarray:
+    """Read ``image[:, start : start + shape]`` (``image`` is ``(C, *S)``), mirrored beyond it.
+
+    Any window works, also far outside the image (mirroring repeats as needed). Only the
+    bounding box of the needed pixels is read, so lazy arrays (Zarr, memmap) stay lazy.
+
+    >>> read_mirrored(np.arange(4)[None], [-2], [8]).tolist()
+    [[2, 1, 0, 1, 2, 3, 2, 1]]
+    """
+    tiles = [AxisTile(int(s), int(s), (0, 0)) for s in start]
+    return _read(image, identity(len(tiles)), tiles, tuple(int(n) for n in shape))
 
 
 def _check_finite(block: np.ndarray, tiles: Sequence[AxisTile]) -> None:

@@ -1,0 +1,67 @@
+"""Training data: file I/O, dataset layouts, annotations, normalisation, tiles, synthetic data.
+
+``biounet.data.synthetic`` (``make_cells``, ``make_membranes``, ...) is the embedded default
+data for demos and tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .annotations import IGNORE_INDEX, AnnotationSpec, Target, to_target
+from .io import (
+    ImageFile,
+    read_image,
+    read_image_file,
+    write_image,
+    write_labels,
+    write_mask,
+    write_probabilities,
+)
+from .layouts import Sample, find_dataset, load_ctc, load_pairs, load_stacks, to_channels_first
+from .normalize import Normalizer
+
+__all__ = [
+    "IGNORE_INDEX",
+    "AnnotationSpec",
+    "ImageFile",
+    "Normalizer",
+    "Sample",
+    "Target",
+    "TileDataset",
+    "TrainImage",
+    "WeightConfig",
+    "find_dataset",
+    "load_ctc",
+    "load_pairs",
+    "load_stacks",
+    "make_cells",
+    "make_membranes",
+    "prepare",
+    "read_image",
+    "read_image_file",
+    "to_channels_first",
+    "to_target",
+    "write_image",
+    "write_labels",
+    "write_mask",
+    "write_probabilities",
+]
+
+_LAZY = {
+    "TileDataset": "biounet.data.dataset",
+    "TrainImage": "biounet.data.dataset",
+    "WeightConfig": "biounet.data.dataset",
+    "prepare": "biounet.data.dataset",
+    "make_cells": "biounet.data.synthetic",
+    "make_membranes": "biounet.data.synthetic",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'biounet.data' has no attribute {name!r}")

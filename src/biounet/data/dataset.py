@@ -1,0 +1,263 @@
+"""Training tiles from whole images: targets, weight maps, random augmented tiles.
+
+:func:`prepare` turns :class:`~biounet.data.layouts.Sample` objects into
+:class:`TrainImage` objects (normalised image, class target with ignored pixels, the paper's
+weight map; computed once per image and optionally cached on disk). :class:`TileDataset`
+then yields random training tiles: an input tile with the valid network's margin of context
+around its output tile, mirrored at the image borders, augmented with one draw applied
+identically to image, target and weights. It is a ``torch.utils.data.Dataset`` whose items
+depend only on ``(seed, epoch, index)``, so they are reproducible with any number of
+data-loader workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..augment import AugmentConfig, Params, draw, intensity, sampling_grid, warp
+from ..tiling import read_mirrored
+from .annotations import IGNORE_INDEX, AnnotationSpec, to_target
+from .layouts import Sample
+from .normalize import Normalizer
+
+__all__ = ["TileDataset", "TrainImage", "WeightConfig", "class_weights_of", "prepare"]
+
+
+@dataclass(frozen=True)
+class WeightConfig:
+    """The paper's loss weights: ``w = w_c + w0 * exp(-(d1 + d2)**2 / (2 sigma**2))``.
+
+    Attributes
+    ----------
+    w0 : float
+        Border weight (the paper: 10).
+    sigma : float
+        Border width, px (the paper: about 5).
+    balance : {"image", "dataset", "none"}
+        Class-frequency balancing ``w_c``: per image, over the whole training set, or none.
+    separation : int
+        Pixels between two objects closer than this many px become background in the target
+        (the paper's separating borders); 0 switches it off. Needs instance annotations.
+    """
+
+    w0: float = 10.0
+    sigma: float = 5.0
+    balance: str = "image"
+    separation: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (for YAML and the cache key)."""
+        return asdict(self)
+
+
+@dataclass
+class TrainImage:
+    """One prepared training image (arrays share the spatial shape ``S``).
+
+    ``image`` float32 ``(C, *S)``, normalised; ``classes`` int64 ``(*S)`` with
+    ``IGNORE_INDEX`` (-1) where unannotated; ``weights`` float32 ``(*S)``;
+    ``focus`` flat indices of object and border pixels, for oversampling.
+    """
+
+    name: str
+    image: np.ndarray
+    classes: np.ndarray
+    weights: np.ndarray
+    focus: np.ndarray
+
+
+def class_weights_of(classes: Sequence[np.ndarray], num_classes: int) -> np.ndarray:
+    """Inverse class frequencies over ``classes`` (ignored pixels excluded), max class -> 1.
+
+    >>> class_weights_of([np.array([0, 0, 0, 1])], 2).tolist()
+    [1.0, 3.0]
+    """
+    counts = np.zeros(num_classes, np.float64)
+    for c in classes:
+        counts += np.bincount(c[c >= 0].ravel(), minlength=num_classes)[:num_classes]
+    counts = np.maximum(counts, 1.0)
+    weights: np.ndarray = (counts.max() / counts).astype(np.float32)
+    return weights
+
+
+def prepare(
+    samples: Sequence[Sample],
+    spec: AnnotationSpec,
+    normalizer: Normalizer,
+    weights: WeightConfig | None = None,
+    *,
+    cache_dir: str | Path | None = None,
+) -> list[TrainImage]:
+    """Targets and weight maps for annotated samples (weight maps cached in ``cache_dir``)."""
+    from ..weightmap import weight_map, with_separation
+
+    weights = weights or WeightConfig()
+    targets = []
+    for s in samples:
+        if s.annotation is None:
+            raise ValueError(f"{s.name}: no annotation, so it cannot be used for training")
+        t = to_target(s.annotation, spec, name=str(s.annotation_path or s.name))
+        if weights.separation > 0 and spec.kind == "instances":
+            separated = with_separation(t.instances, width=weights.separation)
+            t.classes[(separated == 0) & (t.instances > 0)] = 0
+            t.instances = separated
+        targets.append(t)
+    if weights.balance == "dataset":
+        global_wc = class_weights_of([t.classes for t in targets], spec.num_classes)
+    prepared = []
+    for s, t in zip(samples, targets):
+        if weights.balance == "image":
+            wc = class_weights_of([t.classes], spec.num_classes)
+        elif weights.balance == "dataset":
+            wc = global_wc
+        else:
+            wc = np.ones(spec.num_classes, np.float32)
+        border = _cached(
+            cache_dir,
+            s,
+            t.instances,
+            weights,
+            lambda inst: (
+                weight_map(inst, w0=weights.w0, sigma=weights.sigma, class_weights=None) - 1.0
+            ),
+        )
+        w = (wc[np.clip(t.classes, 0, None)] + border).astype(np.float32)
+        w[t.ignore] = 0.0
+        focus = np.flatnonzero((t.classes > 0) | (border > 1.0))
+        image = normalizer(np.asarray(s.image)).astype(np.float32)
+        if not np.isfinite(image).all():
+            raise ValueError(f"{s.image_path or s.name}: the image holds NaN or infinite values")
+        prepared.append(TrainImage(s.name, image, t.classes, w, focus))
+    return prepared
+
+
+def _cached(
+    cache_dir: str | Path | None,
+    sample: Sample,
+    instances: np.ndarray,
+    cfg: WeightConfig,
+    compute: Any,
+) -> np.ndarray:
+    if cache_dir is None:
+        result: np.ndarray = compute(instances)
+        return result
+    key = hashlib.sha1(
+        instances.tobytes()
+        + str(instances.shape).encode()
+        + repr(sorted(cfg.to_dict().items())).encode()
+    ).hexdigest()[:16]
+    path = Path(cache_dir) / f"border-{key}.npy"
+    if path.exists():
+        cached: np.ndarray = np.load(path)
+        return cached
+    border: np.ndarray = compute(instances)
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    from .io import write_image
+
+    write_image(path, border.astype(np.float32))
+    return border
+
+
+class TileDataset(torch.utils.data.Dataset):
+    """Random (augmented) training tiles from whole images.
+
+    Parameters
+    ----------
+    images : sequence of TrainImage
+    in_tile, out_tile : tuple of int
+        The network's input and output tile (``in_tile - out_tile = 2 * margin`` for a valid
+        network, equal for a same-padded one).
+    augment : AugmentConfig, optional
+        None: plain crops.
+    length : int
+        Tiles per epoch.
+    seed : int
+        Items depend only on ``(seed, epoch, index)``.
+    oversample : float
+        Probability of centring a tile on an object or border pixel rather than anywhere.
+
+    Items are dicts: ``image`` float32 ``(C, *in_tile)``, ``target`` int64 ``(*out_tile)``
+    (-1 = ignore), ``weight`` float32 ``(*out_tile)``.
+    """
+
+    def __init__(
+        self,
+        images: Sequence[TrainImage],
+        *,
+        in_tile: Sequence[int],
+        out_tile: Sequence[int],
+        augment: AugmentConfig | None = None,
+        length: int = 1000,
+        seed: int = 0,
+        oversample: float = 0.0,
+    ) -> None:
+        if not images:
+            raise ValueError("no training images")
+        self.images = list(images)
+        self.ndim = self.images[0].classes.ndim
+        self.in_tile = tuple(int(n) for n in in_tile)
+        self.out_tile = tuple(int(n) for n in out_tile)
+        if len(self.in_tile) != self.ndim or len(self.out_tile) != self.ndim:
+            raise ValueError(f"tiles {self.in_tile}, {self.out_tile} are not {self.ndim}D")
+        if any((i - o) % 2 or o > i for i, o in zip(self.in_tile, self.out_tile)):
+            raise ValueError(f"out_tile {self.out_tile} must be centred in in_tile {self.in_tile}")
+        self.augment = augment
+        self.length = int(length)
+        self.seed = int(seed)
+        self.oversample = float(oversample)
+        self.epoch = 0
+        sizes = np.array([math.prod(t.classes.shape) for t in self.images], np.float64)
+        self._p = sizes / sizes.sum()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw a different set of tiles for each epoch."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        t = self.images[int(rng.choice(len(self.images), p=self._p))]
+        shape = t.classes.shape
+        if self.oversample and len(t.focus) and rng.random() < self.oversample:
+            centre_px = np.unravel_index(int(t.focus[rng.integers(len(t.focus))]), shape)
+        else:
+            centre_px = tuple(np.intp(rng.integers(n)) for n in shape)
+        # the tile's centre, on the pixel grid for any tile size
+        centre = np.array([c - (n - 1) // 2 + (n - 1) / 2 for c, n in zip(centre_px, self.in_tile)])
+        params = draw(self.augment, self.ndim, rng) if self.augment else _identity(self.ndim)
+        return self.tile(t, centre, params)
+
+    def tile(self, t: TrainImage, centre: np.ndarray, params: Params) -> dict[str, torch.Tensor]:
+        """The tile of ``t`` centred at ``centre`` (px) under the draw ``params``."""
+        coords = sampling_grid(params, self.in_tile, centre)  # (ndim, *in_tile), source px
+        lo = np.floor(coords.reshape(self.ndim, -1).min(1)).astype(int) - 2
+        hi = np.ceil(coords.reshape(self.ndim, -1).max(1)).astype(int) + 3
+        size = hi - lo
+        local = coords - lo.reshape((self.ndim,) + (1,) * self.ndim)
+        crop = tuple(
+            slice((i - o) // 2, (i - o) // 2 + o) for i, o in zip(self.in_tile, self.out_tile)
+        )
+        out_local = local[(slice(None),) + crop]
+        img = torch.from_numpy(read_mirrored(t.image, lo, size))
+        cls = torch.from_numpy(read_mirrored(t.classes[None], lo, size))
+        wgt = torch.from_numpy(read_mirrored(t.weights[None], lo, size))
+        interp = self.augment.image_interp if self.augment else "linear"
+        image = intensity(warp(img, local, interp), params)
+        target = warp(cls, out_local, "nearest")[0]
+        weight = warp(wgt, out_local, "linear")[0]
+        weight = torch.where(target == IGNORE_INDEX, torch.zeros_like(weight), weight)
+        return {"image": image.float(), "target": target.long(), "weight": weight.float()}
+
+
+def _identity(ndim: int) -> Params:
+    return Params(np.eye(ndim), np.zeros(ndim), np.zeros((ndim,) + (3,) * ndim))

@@ -1,0 +1,123 @@
+import numpy as np
+import pytest
+import tifffile
+import zarr
+from PIL import Image
+
+from biounet.data import (
+    read_image,
+    read_image_file,
+    write_image,
+    write_labels,
+    write_mask,
+    write_probabilities,
+)
+from biounet.data.io import atomic_path
+
+RNG = np.random.default_rng(0)
+
+
+@pytest.mark.parametrize(
+    ("name", "array"),
+    [
+        ("u8.png", RNG.integers(0, 256, (31, 17), dtype=np.uint8)),
+        ("u16.png", RNG.integers(0, 65536, (31, 17), dtype=np.uint16)),
+        ("rgb.png", RNG.integers(0, 256, (31, 17, 3), dtype=np.uint8)),
+        ("u8.tif", RNG.integers(0, 256, (31, 17), dtype=np.uint8)),
+        ("u16.tif", RNG.integers(0, 65536, (31, 17), dtype=np.uint16)),
+        ("f32.tif", RNG.random((31, 17), dtype=np.float32)),
+        ("stack.tif", RNG.integers(0, 65536, (4, 31, 17), dtype=np.uint16)),
+        ("i32.npy", RNG.integers(-5, 5, (3, 4, 5)).astype(np.int32)),
+    ],
+)
+def test_round_trip(tmp_path, name: str, array: np.ndarray) -> None:
+    path = write_image(tmp_path / name, array)
+    back = np.asarray(read_image(path))
+    assert back.dtype == array.dtype and back.shape == array.shape
+    np.testing.assert_array_equal(back, array)
+
+
+def test_labels_16_and_32_bit(tmp_path) -> None:
+    small = np.arange(20, dtype=np.int64).reshape(4, 5) * 1000
+    write_labels(tmp_path / "l16.tif", small)
+    assert read_image(tmp_path / "l16.tif").dtype == np.uint16
+    big = small * 10
+    write_labels(tmp_path / "l32.tif", big)
+    back = read_image(tmp_path / "l32.tif")
+    assert back.dtype == np.uint32 and np.array_equal(back, big)
+    write_labels(tmp_path / "l16.png", small)
+    np.testing.assert_array_equal(read_image(tmp_path / "l16.png"), small)
+    with pytest.raises(ValueError, match="need 32 bits, which PNG cannot hold"):
+        write_labels(tmp_path / "l32.png", big)
+
+
+def test_masks_and_probabilities(tmp_path) -> None:
+    mask = RNG.random((9, 11)) > 0.5
+    write_mask(tmp_path / "m.png", mask)
+    np.testing.assert_array_equal(read_image(tmp_path / "m.png"), mask.astype(np.uint8) * 255)
+    probs = RNG.random((2, 9, 11)).astype(np.float32)
+    write_probabilities(tmp_path / "p.tif", probs)
+    np.testing.assert_array_equal(read_image(tmp_path / "p.tif"), probs)
+    write_probabilities(tmp_path / "p.png", probs[1])
+    np.testing.assert_array_equal(read_image(tmp_path / "p.png"), np.rint(probs[1] * 255))
+
+
+def test_zarr_and_npy_are_read_lazily(tmp_path) -> None:
+    data = RNG.random((40, 30)).astype(np.float32)
+    z = zarr.open_array(
+        str(tmp_path / "a.zarr"), mode="w", shape=data.shape, chunks=(16, 16), dtype="f4"
+    )
+    z[...] = data
+    lazy = read_image(tmp_path / "a.zarr")
+    assert not isinstance(lazy, np.ndarray)
+    np.testing.assert_array_equal(lazy[3:9, 2:5], data[3:9, 2:5])
+    np.save(tmp_path / "a.npy", data)
+    assert isinstance(read_image(tmp_path / "a.npy"), np.memmap)
+
+
+def test_ome_tiff_axes(tmp_path) -> None:
+    data = RNG.integers(0, 4000, (1, 3, 5, 20, 24), dtype=np.uint16)  # T C Z Y X
+    tifffile.imwrite(tmp_path / "x.ome.tif", data, metadata={"axes": "TCZYX"})
+    f = read_image_file(tmp_path / "x.ome.tif")
+    assert f.axes == "CZYX" and f.data.shape == (3, 5, 20, 24)
+
+
+def test_palette_and_bilevel_png(tmp_path) -> None:
+    idx = RNG.integers(0, 4, (10, 12), dtype=np.uint8)
+    im = Image.fromarray(idx, mode="P")
+    im.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255] + [0] * 756)
+    im.save(tmp_path / "p.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "p.png"), idx)
+    Image.fromarray(idx > 1).save(tmp_path / "b.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "b.png"), (idx > 1).astype(np.uint8))
+
+
+def test_errors_name_the_file(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"nope\.png: no such file"):
+        read_image(tmp_path / "nope.png")
+    (tmp_path / "x.gif").write_bytes(b"GIF89a")
+    with pytest.raises(ValueError, match=r"x\.gif: unknown image format '\.gif'; biounet reads"):
+        read_image(tmp_path / "x.gif")
+    (tmp_path / "bad.tif").write_bytes(b"II*\x00garbage")
+    with pytest.raises(ValueError, match=r"bad\.tif: cannot read the file .*corrupt or truncated"):
+        read_image(tmp_path / "bad.tif")
+    good = tmp_path / "cut.png"
+    write_image(good, RNG.integers(0, 255, (64, 64), dtype=np.uint8))
+    good.write_bytes(good.read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"cut\.png: cannot read the file"):
+        read_image(good)
+    with pytest.raises(ValueError, match="PNG holds 8- or 16-bit integers"):
+        write_image(tmp_path / "f.png", np.zeros((4, 4), np.float32))
+    with pytest.raises(FileNotFoundError, match=r"the folder .* does not exist"):
+        write_image(tmp_path / "missing" / "a.tif", np.zeros((2, 2)))
+
+
+def test_writes_are_atomic(tmp_path) -> None:
+    target = tmp_path / "out.tif"
+    write_image(target, np.ones((3, 3), np.uint8))
+    with pytest.raises(RuntimeError, match="interrupted"):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("interrupted")
+    np.testing.assert_array_equal(read_image(target), np.ones((3, 3), np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif"]
