@@ -251,7 +251,8 @@ class TileDataset(torch.utils.data.Dataset):
         img = torch.from_numpy(read_mirrored(t.image, lo, size))
         cls = torch.from_numpy(read_mirrored(t.classes[None], lo, size))
         wgt = torch.from_numpy(read_mirrored(t.weights[None], lo, size))
-        interp = self.augment.image_interp if self.augment else "linear"
+        # without augmentation the tile lies on the pixel grid: nearest is an exact crop
+        interp = self.augment.image_interp if self.augment else "nearest"
         image = intensity(warp(img, local, interp), params)
         target = warp(cls, out_local, "nearest")[0]
         weight = warp(wgt, out_local, "linear")[0]

@@ -1,0 +1,150 @@
+import numpy as np
+import pytest
+import torch
+
+from biounet.augment import AugmentConfig
+from biounet.data import AnnotationSpec, Normalizer, Sample, TileDataset, WeightConfig, prepare
+from biounet.data.annotations import IGNORE_INDEX
+from biounet.tiling import read_mirrored
+
+
+def two_cells(shape=(40, 50)) -> np.ndarray:
+    lab = np.zeros(shape, np.int32)
+    lab[10:20, 8:20] = 1
+    lab[10:20, 22:35] = 2  # a 2 px gap between the two cells
+    lab[28:36, 30:45] = 3
+    return lab
+
+
+def samples(n=2, shape=(40, 50)) -> list[Sample]:
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        lab = two_cells(shape)
+        img = (lab > 0) * 200 + rng.integers(0, 50, shape)
+        out.append(Sample(f"s{i}", img[None].astype(np.uint8), lab))
+    return out
+
+
+def test_prepare_targets_and_weights() -> None:
+    (t,) = prepare(samples(1), AnnotationSpec("instances"), Normalizer("range"))
+    assert t.image.dtype == np.float32 and t.image.shape == (1, 40, 50) and t.image.max() <= 1
+    assert t.classes.dtype == np.int64 and set(np.unique(t.classes)) == {0, 1}
+    # the gap between cells 1 and 2 is the paper's high-weight border
+    assert t.weights[15, 20] > 5 > t.weights[2, 2]
+    fg = t.classes == 1
+    np.testing.assert_allclose(t.weights[2, 2], 1.0)  # background is the frequent class
+    np.testing.assert_allclose(t.weights[fg].min(), (~fg).sum() / fg.sum(), rtol=1e-5)
+    assert len(t.focus) and (t.classes.ravel()[t.focus] == 1).mean() < 1  # objects and borders
+
+
+def test_ignore_value_gets_no_weight() -> None:
+    s = samples(1)[0]
+    s.annotation = s.annotation.copy()
+    s.annotation[:5] = 99
+    (t,) = prepare(
+        [s], AnnotationSpec("instances", ignore=99), Normalizer(), WeightConfig(balance="none")
+    )
+    assert (t.classes[:5] == IGNORE_INDEX).all() and (t.weights[:5] == 0).all()
+
+
+def test_separation_borders_in_the_target() -> None:
+    s = samples(1)[0]
+    s.annotation = s.annotation.copy()
+    s.annotation[10:20, 20:22] = 2  # cells 1 and 2 now touch
+    (t,) = prepare([s], AnnotationSpec("instances"), Normalizer(), WeightConfig(separation=2))
+    assert (t.classes[10:20, 19:22] == 0).any()  # a background line separates them again
+
+
+def test_tiles_without_augmentation_are_exact_crops() -> None:
+    imgs = prepare(samples(2), AnnotationSpec("instances"), Normalizer())
+    ds = TileDataset(imgs, in_tile=(24, 30), out_tile=(12, 18), length=20, seed=1)
+    for i in range(20):
+        item = ds[i]
+        assert item["image"].shape == (1, 24, 30)
+        assert item["target"].shape == (12, 18) and item["target"].dtype == torch.int64
+        assert item["weight"].shape == (12, 18)
+        # find where this tile came from: it must be a mirrored crop of one of the images
+        found = False
+        for t in imgs:
+            for y in range(-24, 40):
+                for x in range(-30, 50):
+                    crop = read_mirrored(t.image, (y, x), (24, 30))
+                    if np.array_equal(crop, item["image"].numpy()):
+                        tgt = read_mirrored(t.classes[None], (y + 6, x + 6), (12, 18))[0]
+                        assert np.array_equal(tgt, item["target"].numpy())
+                        w = read_mirrored(t.weights[None], (y + 6, x + 6), (12, 18))[0]
+                        np.testing.assert_allclose(w, item["weight"].numpy(), atol=1e-5)
+                        found = True
+                        break
+                if found:
+                    break
+            if found:
+                break
+        assert found, i
+
+
+def test_items_are_reproducible_and_change_with_the_epoch() -> None:
+    imgs = prepare(samples(2), AnnotationSpec("instances"), Normalizer())
+    ds = TileDataset(
+        imgs, in_tile=(24, 24), out_tile=(12, 12), augment=AugmentConfig(), length=4, seed=3
+    )
+    a = ds[2]
+    assert all(torch.equal(a[k], ds[2][k]) for k in a)
+    ds.set_epoch(1)
+    assert not torch.equal(a["image"], ds[2]["image"])
+
+
+def test_augmented_tiles_keep_image_and_target_aligned() -> None:
+    imgs = prepare(samples(1), AnnotationSpec("instances"), Normalizer("range"))
+    cfg = AugmentConfig(noise=0, brightness=0, contrast=(1, 1), gamma=(1, 1), blur=0)
+    ds = TileDataset(imgs, in_tile=(32, 32), out_tile=(32, 32), augment=cfg, length=30, seed=0)
+    agree = []
+    for i in range(30):
+        item = ds[i]
+        bright = item["image"][0] > 0.5
+        agree.append((bright == (item["target"] == 1)).float().mean().item())
+    assert np.mean(agree) > 0.95
+
+
+def test_oversampling_centres_tiles_on_objects() -> None:
+    imgs = prepare(samples(1, shape=(200, 200)), AnnotationSpec("instances"), Normalizer())
+    plain = TileDataset(imgs, in_tile=(8, 8), out_tile=(8, 8), length=200, seed=0)
+    over = TileDataset(imgs, in_tile=(8, 8), out_tile=(8, 8), length=200, seed=0, oversample=1.0)
+    frac = lambda ds: np.mean(
+        [(ds[i]["target"] == 1).float().mean().item() for i in range(len(ds))]
+    )
+    assert frac(over) > 3 * frac(plain)
+
+
+def test_data_loader_workers_give_the_same_batches() -> None:
+    imgs = prepare(samples(2), AnnotationSpec("instances"), Normalizer())
+    ds = TileDataset(
+        imgs, in_tile=(24, 24), out_tile=(12, 12), augment=AugmentConfig(), length=6, seed=5
+    )
+    a = [b["image"] for b in torch.utils.data.DataLoader(ds, batch_size=3)]
+    b = [b["image"] for b in torch.utils.data.DataLoader(ds, batch_size=3, num_workers=2)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_3d_tiles() -> None:
+    lab = np.zeros((12, 20, 20), np.int32)
+    lab[3:8, 4:10, 4:10] = 1
+    lab[3:8, 11:16, 4:10] = 2
+    s = Sample("v", (lab[None] * 100).astype(np.uint8), lab)
+    imgs = prepare([s], AnnotationSpec("instances"), Normalizer())
+    ds = TileDataset(
+        imgs, in_tile=(8, 12, 12), out_tile=(4, 8, 8), augment=AugmentConfig(), length=3
+    )
+    item = ds[0]
+    assert item["image"].shape == (1, 8, 12, 12) and item["target"].shape == (4, 8, 8)
+
+
+def test_dataset_errors() -> None:
+    imgs = prepare(samples(1), AnnotationSpec("instances"), Normalizer())
+    with pytest.raises(ValueError, match="must be centred"):
+        TileDataset(imgs, in_tile=(24, 24), out_tile=(13, 12))
+    with pytest.raises(ValueError, match="no training images"):
+        TileDataset([], in_tile=(24, 24), out_tile=(12, 12))
+    with pytest.raises(ValueError, match="no annotation"):
+        prepare([Sample("x", np.zeros((1, 4, 4)))], AnnotationSpec(), Normalizer())
