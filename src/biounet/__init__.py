@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .inference import predict
     from .model import PRESETS, Geometry, UNet, UNetConfig
     from .tiling import tile_apply
+    from .weightmap import weight_map
 
 _LAZY = {
     "UNet": "biounet.model.unet",
@@ -28,9 +29,19 @@ _LAZY = {
     "PRESETS": "biounet.model.presets",
     "predict": "biounet.inference",
     "tile_apply": "biounet.tiling",
+    "weight_map": "biounet.weightmap",
 }
 
-__all__ = ["PRESETS", "Geometry", "UNet", "UNetConfig", "__version__", "predict", "tile_apply"]
+__all__ = [
+    "PRESETS",
+    "Geometry",
+    "UNet",
+    "UNetConfig",
+    "__version__",
+    "predict",
+    "tile_apply",
+    "weight_map",
+]
 
 
 def __getattr__(name: str) -> Any:
