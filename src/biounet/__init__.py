@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from .checkpoint import load
     from .inference import predict
+    from .train import fit
     from .model import PRESETS, Geometry, UNet, UNetConfig
     from .tiling import tile_apply
     from .weightmap import weight_map
@@ -28,6 +30,8 @@ _LAZY = {
     "Geometry": "biounet.model.geometry",
     "PRESETS": "biounet.model.presets",
     "predict": "biounet.inference",
+    "fit": "biounet.train",
+    "load": "biounet.checkpoint",
     "tile_apply": "biounet.tiling",
     "weight_map": "biounet.weightmap",
 }
@@ -38,6 +42,8 @@ __all__ = [
     "UNet",
     "UNetConfig",
     "__version__",
+    "fit",
+    "load",
     "predict",
     "tile_apply",
     "weight_map",

@@ -48,7 +48,118 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-flops", action="store_true", help="skip counting FLOPs")
     p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser(
+        "train",
+        help="train a U-Net on a folder of images and annotations",
+        description="Train on DATA (images/ + labels/ or masks/, a Cell Tracking Challenge "
+        "sequence, or a pair of stacks). Settings: a preset, then --config FILE, then flags "
+        "and --set key.sub=value; the resolved configuration is written to OUT/config.yaml.",
+    )
+    p.add_argument(
+        "data", metavar="DATA", nargs="?", help="dataset folder (not needed with --resume)"
+    )
+    p.add_argument("--out", required=True, metavar="RUN", help="run folder to create (or resume)")
+    p.add_argument("--preset", default="cpu", help="ronneberger2015, cpu or gpu (default: cpu)")
+    p.add_argument("--config", metavar="FILE", help="YAML file of settings over the preset")
+    p.add_argument("--iterations", type=int, metavar="N")
+    p.add_argument("--batch-size", type=int, metavar="N")
+    p.add_argument("--lr", type=float, metavar="LR", help="learning rate")
+    p.add_argument("--tile", type=int, metavar="PX", help="input tile (rounded up to a valid size)")
+    p.add_argument("--val", metavar="DIR", help="a separate validation set")
+    p.add_argument("--val-names", metavar="NAME", nargs="+", help="validation samples by name")
+    p.add_argument("--val-fraction", type=float, metavar="F", help="random validation share")
+    p.add_argument("--annotation", choices=["binary", "classes", "instances"])
+    p.add_argument("--foreground", type=int, metavar="V", help="object value in binary masks")
+    p.add_argument("--num-classes", type=int, metavar="K")
+    p.add_argument("--ignore", type=int, metavar="V", help="value of unannotated pixels")
+    p.add_argument("--workers", type=int, metavar="N", help="data-loader processes")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--deterministic", action="store_true", default=None)
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any setting, e.g. --set optim.lr=0.001 --set augment.rotate=0",
+    )
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "plot",
+        help="learning curves of a run as PNG",
+        description="Write RUN/learning_curves.png from RUN/metrics.jsonl.",
+    )
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--out", metavar="PNG", help="where to write (default RUN/learning_curves.png)")
+    p.set_defaults(func=_cmd_plot)
     return parser
+
+
+_FLAGS = {
+    "iterations": ("iterations",),
+    "batch_size": ("batch_size",),
+    "lr": ("optim", "lr"),
+    "tile": ("tile",),
+    "val": ("data", "val_path"),
+    "val_names": ("data", "val_names"),
+    "val_fraction": ("data", "val_fraction"),
+    "annotation": ("data", "annotation"),
+    "foreground": ("data", "foreground"),
+    "num_classes": ("data", "num_classes"),
+    "ignore": ("data", "ignore"),
+    "workers": ("workers",),
+    "seed": ("seed",),
+    "deterministic": ("deterministic",),
+}
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .config import build_config, load_config, merge, parse_override, to_dict
+
+    overrides = [parse_override(o) for o in args.overrides]
+    for flag, keys in _FLAGS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            d: dict = {}
+            node = d
+            for k in keys[:-1]:
+                node = node.setdefault(k, {})
+            node[keys[-1]] = value
+            overrides.append(d)
+    if args.data:
+        overrides.append({"data": {"path": str(Path(args.data))}})
+    if args.resume:
+        saved = Path(args.out) / "config.yaml"
+        cfg = load_config(saved)
+        if overrides:
+            from .config import TrainConfig, _build
+
+            d = to_dict(cfg)
+            for o in overrides:
+                d = merge(d, o)
+            cfg = _build(TrainConfig, d, "").validate()
+    else:
+        if not args.data:
+            raise ValueError("give the DATA folder to train on (or --resume an existing run)")
+        cfg = build_config(args.preset, args.config, overrides)
+    from .train import fit
+
+    result = fit(cfg, args.out, resume=args.resume, progress=False if args.no_progress else None)
+    print(f"run folder: {result.run} (best model: {result.run / 'best.pt'})")
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from .plots import plot_run
+
+    print(plot_run(args.run, args.out))
+    return 0
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
@@ -75,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError, TypeError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, PermissionError, TypeError) as e:
         print(f"biounet {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

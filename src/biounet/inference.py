@@ -115,6 +115,24 @@ def _as_channels_first(image: Any, model: UNet) -> Any:
     )
 
 
+class _Normalized:
+    """A lazy view of ``(C, *S)`` data, normalised per channel on read: ``(x - offset) / scale``."""
+
+    def __init__(self, array: Any, offset: np.ndarray, scale: np.ndarray) -> None:
+        self.array = array
+        self.shape = tuple(array.shape)
+        self.dtype = np.dtype(np.float32)
+        self.offset = offset.astype(np.float32)
+        self.scale = scale.astype(np.float32)
+
+    def __getitem__(self, key: tuple[Any, ...]) -> np.ndarray:
+        x = np.asarray(self.array[key], dtype=np.float32)  # key[0] selects channels
+        shape = (-1,) + (1,) * (x.ndim - 1)
+        off, sc = self.offset[key[0]], self.scale[key[0]]
+        out: np.ndarray = (x - off.reshape(shape)) / sc.reshape(shape)
+        return out
+
+
 class _AddChannel:
     """A lazy view of an array (Zarr, ...) with a leading channel axis of length 1."""
 
@@ -139,6 +157,7 @@ def predict(
     out: Any = None,
     overlap: float = 0.5,
     channels_last: bool = False,
+    normalize: bool = True,
 ) -> Any:
     """Per-class probabilities of a U-Net for a whole image of any size.
 
@@ -167,6 +186,10 @@ def predict(
         Same-padded networks only: overlap of the blended tiles, as a fraction of the tile.
     channels_last : bool
         Run the network in channels-last memory format (often faster on GPUs).
+    normalize : bool
+        Apply the model's training normalisation (``model.normalizer``, set by
+        :func:`biounet.load`) to the image first; its statistics come from the whole image
+        (a subsample for very large ones). Without a normaliser the values pass unchanged.
 
     Returns
     -------
@@ -187,6 +210,8 @@ def predict(
     spatial = tuple(int(n) for n in image.shape[1:])
     if min(spatial) < 1:
         raise ValueError(f"the image is empty: shape {tuple(image.shape)}")
+    if normalize and getattr(model, "normalizer", None) is not None:
+        image = _Normalized(image, *model.normalizer.stats(image))
     dev = resolve_device(device)
     if batch_size is None:
         batch_size = 4 if dev.type == "cuda" else 1

@@ -92,7 +92,7 @@ class Normalizer:
     def __call__(self, image: Any) -> np.ndarray:
         """Normalised float32 copy of ``image (C, *S)`` (loads it: use :meth:`stats` for lazy)."""
         offset, scale = self.stats(image)
-        shape = (-1,) + (1,) * (image.ndim - 1)
+        shape = (-1,) + (1,) * (len(image.shape) - 1)
         x = np.asarray(image, dtype=np.float32)
         out: np.ndarray = (x - offset.reshape(shape)) / scale.reshape(shape)
         return out
@@ -108,8 +108,7 @@ def _dtype_range(dtype: np.dtype) -> tuple[float, float]:
 
 
 def _subsample(image: Any) -> np.ndarray:
+    ndim = len(image.shape)
     n = int(np.prod(image.shape[1:]))
-    if n <= _STATS_SAMPLE:
-        return np.asarray(image)
-    step = int(np.ceil((n / _STATS_SAMPLE) ** (1 / (image.ndim - 1))))
-    return np.asarray(image[(slice(None),) + (slice(None, None, step),) * (image.ndim - 1)])
+    step = 1 if n <= _STATS_SAMPLE else int(np.ceil((n / _STATS_SAMPLE) ** (1 / (ndim - 1))))
+    return np.asarray(image[(slice(None),) + (slice(None, None, step),) * (ndim - 1)])

@@ -118,6 +118,10 @@ class UNet(nn.Module):
         cfg = UNetConfig(in_channels=in_channels, num_classes=num_classes, **options)
         self.config = cfg
         self.geometry = cfg.geometry
+        #: set by ``biounet.load``: the training normalisation, class names and tile (px)
+        self.normalizer: Any = None
+        self.class_names: list[str] = []
+        self.tile: int | None = None
         block: dict[str, Any] = {
             "convs": cfg.convs_per_block,
             "kernel_size": cfg.kernel_size,

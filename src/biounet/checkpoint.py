@@ -1,0 +1,138 @@
+"""Checkpoints that rebuild their model alone and are never half-written.
+
+A checkpoint is a ``torch.save`` file of plain types (loadable with ``weights_only=True``):
+
+``format``, ``format_version``, ``biounet_version``
+    What wrote it.
+``model_config``, ``state_dict``
+    The network (:class:`~biounet.model.unet.UNetConfig` fields and weights, unwrapped from
+    DDP and ``torch.compile``).
+``normalize``, ``class_names``, ``tile``
+    What prediction needs: the intensity normalisation, the names of the classes, the tile.
+``train_config``, ``iteration``, ``optimizer``, ``scheduler``, ``scaler``, ``rng``, ``best``
+    What resuming needs (absent from exported models).
+
+Writing goes to a temporary file beside the target, then an atomic rename.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ._version import __version__
+from .data.io import atomic_path
+from .data.normalize import Normalizer
+from .model.unet import UNet
+
+FORMAT = "biounet-checkpoint"
+FORMAT_VERSION = 1
+
+__all__ = ["load", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state", "unwrap"]
+
+
+def unwrap(model: torch.nn.Module) -> UNet:
+    """The plain :class:`UNet` inside DDP and/or ``torch.compile`` wrappers."""
+    m: Any = model
+    while True:
+        if hasattr(m, "module") and isinstance(m.module, torch.nn.Module):
+            m = m.module
+        elif hasattr(m, "_orig_mod"):
+            m = m._orig_mod
+        else:
+            break
+    if not isinstance(m, UNet):
+        raise TypeError(f"expected a biounet.UNet (possibly wrapped), got {type(m).__name__}")
+    return m
+
+
+def rng_state() -> dict[str, Any]:
+    """The random states of Python and torch (and CUDA).
+
+    biounet's own randomness (tiles, augmentation) is seeded per item and needs no state.
+    """
+    version, internal, gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": [version, list(internal), gauss],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` saved."""
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: str | os.PathLike[str], model: torch.nn.Module, **extra: Any) -> Path:
+    """Write ``model`` (unwrapped) and ``extra`` entries atomically to ``path``."""
+    net = unwrap(model)
+    payload: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "biounet_version": __version__,
+        "model_config": net.config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+    }
+    payload.update(extra)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | os.PathLike[str], *, map_location: str = "cpu") -> dict[str, Any]:
+    """Read a checkpoint's dict; a missing, corrupt or foreign file gets a clear error."""
+    p = Path(path)
+    if p.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (p / name).exists():
+                p = p / name
+                break
+        else:
+            raise FileNotFoundError(f"{path}: a folder without best.pt or last.pt")
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such checkpoint")
+    try:
+        payload = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises many kinds for truncated or non-torch files
+        raise ValueError(
+            f"{p}: not a readable checkpoint ({type(e).__name__}); the file is corrupt, "
+            "truncated or not a biounet checkpoint"
+        ) from e
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{p}: not a biounet checkpoint (a torch file of another kind)")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(
+            f"{p}: written by a newer biounet ({payload.get('biounet_version')}); upgrade biounet"
+        )
+    payload["path"] = str(p)
+    return payload
+
+
+def load(path: str | os.PathLike[str], *, device: str = "cpu") -> UNet:
+    """A model ready for :func:`biounet.predict`, from a checkpoint file or run folder.
+
+    The model is in eval mode and carries ``normalizer`` (the training normalisation, which
+    ``predict`` applies), ``class_names`` and ``tile`` (the training tile, px) as attributes.
+    A run folder gives its ``best.pt`` (else ``last.pt``).
+    """
+    ck = load_checkpoint(path, map_location=device)
+    try:
+        model = UNet.from_config(ck["model_config"])
+        model.load_state_dict(ck["state_dict"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as e:
+        raise ValueError(f"{ck['path']}: the checkpoint's network does not load ({e})") from e
+    model.normalizer = Normalizer.from_dict(ck["normalize"]) if ck.get("normalize") else None
+    model.class_names = list(ck.get("class_names") or [])
+    model.tile = ck.get("tile")
+    return model.to(device).eval()

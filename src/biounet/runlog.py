@@ -1,0 +1,49 @@
+"""The metrics log of a run: JSON lines, one record per logged iteration or validation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .data.io import atomic_path
+
+__all__ = ["MetricsLog", "read_metrics"]
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """All records of a metrics log (a ``metrics.jsonl`` file or the run folder holding it).
+
+    A truncated last line (an interrupted write) is skipped.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / "metrics.jsonl"
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no metrics log (is this a biounet run folder?)")
+    records = []
+    for line in p.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+class MetricsLog:
+    """Appends records to ``path``; ``after=N`` first drops records past iteration ``N``.
+
+    On resume, the iterations after the last checkpoint run again, so their old records go.
+    """
+
+    def __init__(self, path: str | Path, *, after: int | None = None) -> None:
+        self.path = Path(path)
+        if after is not None and self.path.exists():
+            kept = [r for r in read_metrics(self.path) if r.get("iteration", 0) <= after]
+            with atomic_path(self.path) as tmp:
+                tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+    def write(self, **record: Any) -> None:
+        """Append one record (flushed at once)."""
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")

@@ -1,0 +1,362 @@
+"""Training: ``fit`` runs a plain PyTorch loop over random augmented tiles.
+
+One iteration draws ``batch_size`` tiles per process (item ``i`` of the tile dataset depends
+only on the seed and ``i``), takes one optimiser step, and every ``val_every`` iterations
+segments the validation images whole with overlap-tile inference. ``RUN/last.pt`` is written
+atomically at least every ``checkpoint_minutes`` and at every validation, ``RUN/best.pt`` when
+the chosen metric improves; ``resume=True`` continues from ``last.pt`` exactly where it stopped
+(data order, model, optimiser, schedule and random states restored). Multi-GPU and multi-node
+training uses ``torch.distributed`` under ``torchrun`` (each process its own share of tiles;
+DDP averages the gradients); only rank 0 validates and writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .config import TrainConfig, save_config, to_dict
+from .data.annotations import AnnotationSpec
+from .data.dataset import TileDataset, TrainImage, prepare
+from .data.layouts import Sample, find_dataset
+from .data.normalize import Normalizer
+from .losses import dice_ce_loss
+from .metrics import ConfusionMatrix
+from .model.unet import UNet
+from .runlog import MetricsLog
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TrainResult", "build_model", "fit", "split"]
+
+
+@dataclass
+class TrainResult:
+    """What :func:`fit` returns: the run folder, the trained network, the best validation."""
+
+    run: Path
+    model: UNet
+    best: dict[str, Any] | None
+
+
+def build_model(cfg: TrainConfig, in_channels: int) -> UNet:
+    """The network of a configuration: ``model.preset`` (if any) with the other fields over it."""
+    opts = dict(cfg.model)
+    preset = opts.pop("preset", None)
+    opts.update(in_channels=in_channels, num_classes=cfg.data.num_classes, ndim=cfg.data.ndim)
+    if preset is not None:
+        return UNet.from_preset(str(preset), **opts)
+    return UNet(**opts)
+
+
+def split(samples: list[Sample], cfg: TrainConfig) -> tuple[list[Sample], list[Sample]]:
+    """Training and validation samples: a given set, named samples, or a seeded random split."""
+    d = cfg.data
+    if d.val_path:
+        return samples, find_dataset(d.val_path, ndim=d.ndim, channel_axis=d.channel_axis)
+    if d.val_names:
+        names = set(d.val_names)
+        unknown = names - {s.name for s in samples}
+        if unknown:
+            raise ValueError(f"data.val_names: no samples named {sorted(unknown)}")
+        return [s for s in samples if s.name not in names], [s for s in samples if s.name in names]
+    n_val = round(len(samples) * d.val_fraction)
+    if d.val_fraction > 0 and n_val == 0 and len(samples) > 1:
+        n_val = 1
+    order = np.random.default_rng(cfg.seed).permutation(len(samples))
+    val = {int(i) for i in order[:n_val]}
+    return [s for i, s in enumerate(samples) if i not in val], [samples[i] for i in sorted(val)]
+
+
+def _optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
+    o = cfg.optim
+    if o.name == "sgd":
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    cls = torch.optim.Adam if o.name == "adam" else torch.optim.AdamW
+    return cls(params, lr=o.lr, weight_decay=o.weight_decay)
+
+
+def _lr_factor(cfg: TrainConfig, it: int) -> float:
+    o, n = cfg.optim, cfg.iterations
+    if o.warmup and it < o.warmup:
+        return (it + 1) / o.warmup
+    t = (it - o.warmup) / max(1, n - o.warmup)
+    if o.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+    if o.schedule == "poly":
+        return float(max(0.0, 1 - t) ** 0.9)
+    return 1.0
+
+
+def _dist() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from ``torchrun``'s environment; (0, 1, 0) without it."""
+    return (
+        int(os.environ.get("RANK", 0)),
+        int(os.environ.get("WORLD_SIZE", 1)),
+        int(os.environ.get("LOCAL_RANK", 0)),
+    )
+
+
+def validate(
+    model: UNet, images: list[TrainImage], num_classes: int, device: torch.device
+) -> dict[str, float]:
+    """Whole-image overlap-tile inference on ``images``; pixel scores over all of them."""
+    from .inference import predict
+
+    cm = ConfusionMatrix(num_classes)
+    for t in images:
+        probs = predict(model, t.image, device=device, normalize=False)
+        cm.update(t.classes, probs.argmax(0))
+    return cm.scores()
+
+
+def fit(
+    cfg: TrainConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool | None = None,
+    samples: list[Sample] | None = None,
+) -> TrainResult:
+    """Train as configured into the run folder ``out`` (``best.pt``, ``last.pt``, logs, plots).
+
+    ``samples`` (e.g. from :mod:`biounet.data.synthetic`) replaces ``cfg.data.path``.
+    """
+    cfg.validate()
+    run = Path(out)
+    rank, world, local = _dist()
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+    device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=False)
+        torch.backends.cudnn.benchmark = False
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.manual_seed(cfg.seed)
+
+    last = run / "last.pt"
+    state: dict[str, Any] | None = None
+    if resume:
+        if not last.exists():
+            raise FileNotFoundError(f"{last}: nothing to resume (no last.pt in {run})")
+        state = load_checkpoint(last)
+    elif rank == 0 and last.exists():
+        raise FileExistsError(f"{run} already holds a run; use --resume or another --out")
+    if rank == 0:
+        run.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run / "config.yaml")
+
+    d = cfg.data
+    if samples is None:
+        if not d.path:
+            raise ValueError("no training data: set data.path (or pass samples)")
+        samples = find_dataset(d.path, ndim=d.ndim, channel_axis=d.channel_axis)
+    train_s, val_s = split(samples, cfg)
+    if not train_s:
+        raise ValueError("no training samples left after the validation split")
+    spec = AnnotationSpec(d.annotation, d.foreground, d.num_classes, d.ignore)
+    norm = Normalizer.from_dict(d.normalize)
+    train_imgs = prepare(train_s, spec, norm, cfg.weights, cache_dir=run / "cache")
+    val_imgs = prepare(val_s, spec, norm, cfg.weights) if val_s else []
+    channels = int(train_imgs[0].image.shape[0])
+    model = build_model(cfg, channels)
+    g = model.geometry
+    in_tile = (g.nearest_valid_sizes(cfg.tile)[1],) * d.ndim
+    out_tile = g.output_shape(in_tile)
+    dataset = TileDataset(
+        train_imgs,
+        in_tile=in_tile,
+        out_tile=out_tile,
+        augment=cfg.augment,
+        length=cfg.iterations * cfg.batch_size * world,
+        seed=cfg.seed,
+        oversample=cfg.oversample,
+    )
+    log.info(
+        "%d training and %d validation images; tiles %s -> %s; %s, %d process(es)",
+        len(train_imgs),
+        len(val_imgs),
+        in_tile,
+        out_tile,
+        device,
+        world,
+    )
+
+    model.to(device)
+    if cfg.channels_last:
+        fmt = torch.channels_last if d.ndim == 2 else torch.channels_last_3d
+        model.to(memory_format=fmt)  # type: ignore[call-overload]
+    opt = _optimizer(cfg, model.parameters())
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: _lr_factor(cfg, it))
+    amp = cfg.amp != "off" and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp and cfg.amp == "fp16")
+    start, best = 0, None
+    if state is not None:
+        model.load_state_dict(state["state_dict"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        start, best = int(state["iteration"]), state.get("best")
+        log.info("resuming %s at iteration %d", run, start)
+    net: torch.nn.Module = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[local] if device.type == "cuda" else None
+        )
+    if cfg.compile:
+        net = torch.compile(net)  # type: ignore[assignment]
+
+    # the tiles of iteration `it` on this rank: a contiguous block of dataset indices
+    sampler = [
+        (it * world + rank) * cfg.batch_size + j
+        for it in range(start, cfg.iterations)
+        for j in range(cfg.batch_size)
+    ]
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        num_workers=cfg.workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=cfg.workers > 0,
+        # its own generator: starting the loader must not consume the global random state
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+    metrics = MetricsLog(run / "metrics.jsonl", after=start) if rank == 0 else None
+    extras = {
+        "normalize": norm.to_dict(),
+        "class_names": d.names(),
+        "tile": in_tile[0],
+        "train_config": to_dict(cfg),
+    }
+    weights_t = torch.tensor(cfg.loss.dice_class_weights) if cfg.loss.dice_class_weights else None
+
+    def checkpoint(it: int, path: Path) -> None:
+        save_checkpoint(
+            path,
+            model,
+            iteration=it,
+            optimizer=opt.state_dict(),
+            scheduler=sched.state_dict(),
+            scaler=scaler.state_dict(),
+            rng=rng_state(),
+            best=best,
+            **extras,
+        )
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=cfg.iterations,
+        initial=start,
+        unit="it",
+        disable=not progress if progress is not None else None,
+        desc="training",
+        dynamic_ncols=True,
+    )
+    saved_at, t_log, losses = time.monotonic(), time.monotonic(), []
+    net.train()
+    it = start
+    for batch in loader:
+        x = batch["image"].to(device, non_blocking=True)
+        if cfg.channels_last:
+            x = x.contiguous(
+                memory_format=torch.channels_last if d.ndim == 2 else torch.channels_last_3d
+            )
+        y, w = batch["target"].to(device), batch["weight"].to(device)
+        with torch.autocast(
+            device.type, dtype=torch.bfloat16 if cfg.amp == "bf16" else torch.float16, enabled=amp
+        ):
+            logits = net(x)
+        loss = dice_ce_loss(
+            logits.float(), y, w, ce=cfg.loss.ce, dice=cfg.loss.dice, class_weights=weights_t
+        )
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"the loss became {loss.item()} at iteration {it + 1}; lower optim.lr "
+                f"(now {cfg.optim.lr}) or check the data"
+            )
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.optim.clip_grad:
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad)
+        scaler.step(opt)
+        scaler.update()
+        sched.step()
+        it += 1
+        losses.append(loss.item())
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
+        if metrics and (it % cfg.log_every == 0 or it == cfg.iterations):
+            now = time.monotonic()
+            metrics.write(
+                iteration=it,
+                loss=float(np.mean(losses)),
+                lr=sched.get_last_lr()[0],
+                seconds_per_it=(now - t_log) / len(losses),
+            )
+            losses, t_log = [], now
+        due_val = val_imgs and (it % cfg.val_every == 0 or it == cfg.iterations)
+        if due_val and rank == 0:
+            scores = validate(model, val_imgs, d.num_classes, device)
+            net.train()
+            key = cfg.best_metric
+            better = best is None or (
+                scores[key] > best["value"]
+                if key in ("iou", "dice")
+                else scores[key] < best["value"]
+            )
+            if better:
+                best = {"metric": key, "value": scores[key], "iteration": it}
+                save_checkpoint(run / "best.pt", model, iteration=it, metrics=scores, **extras)
+            if metrics:
+                metrics.write(
+                    iteration=it,
+                    **{
+                        f"val_{k}": v
+                        for k, v in scores.items()
+                        if "_" not in k or k == "pixel_error"
+                    },
+                )
+            log.info(
+                "iteration %d: %s",
+                it,
+                ", ".join(f"{k} {scores[k]:.4f}" for k in ("pixel_error", "iou", "dice")),
+            )
+        if world > 1 and due_val:
+            torch.distributed.barrier()
+        by_time = time.monotonic() - saved_at > 60 * cfg.checkpoint_minutes
+        by_count = cfg.checkpoint_every and it % cfg.checkpoint_every == 0
+        if rank == 0 and (by_time or by_count or due_val or it == cfg.iterations):
+            checkpoint(it, last)
+            saved_at = time.monotonic()
+    bar.close()
+    if world > 1:
+        # DDP syncs buffers (batch-norm statistics) from rank 0 before each forward; after the
+        # last one every rank updated its own: take rank 0's so all ranks end identical
+        for buf in model.buffers():
+            torch.distributed.broadcast(buf, 0)
+    if rank == 0:
+        if not (run / "best.pt").exists():  # no validation set: the last model is the best
+            save_checkpoint(run / "best.pt", model, iteration=it, **extras)
+        try:
+            from .plots import plot_run
+
+            plot_run(run)
+        except ImportError as e:  # matplotlib missing: the run is complete without plots
+            log.warning("no plots: %s", e)
+    if world > 1:
+        torch.distributed.barrier()
+    return TrainResult(run, model.eval(), best)

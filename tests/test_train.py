@@ -1,0 +1,271 @@
+"""Training end to end on tiny synthetic data: configs, runs, checkpoints, resume, DDP."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import biounet
+from biounet.checkpoint import load_checkpoint, save_checkpoint
+from biounet.config import TRAIN_PRESETS, build_config, load_config, parse_override, save_config
+from biounet.data import Sample, write_image
+from biounet.data.synthetic import make_cells
+from biounet.runlog import read_metrics
+
+TINY = {
+    "model": {"depth": 2, "base_width": 4},
+    "tile": 44,
+    "batch_size": 2,
+    "log_every": 2,
+    "optim": {"warmup": 0},
+    "data": {"annotation": "instances"},
+}
+
+
+def cells(n=4, size=64) -> list[Sample]:
+    out = []
+    for i in range(n):
+        img, lab = make_cells((size, size), seed=i)
+        out.append(Sample(f"c{i}", img[None], lab))
+    return out
+
+
+def write_folder(root: Path, n=4, size=64) -> Path:
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for s in cells(n, size):
+        write_image(root / "images" / f"{s.name}.tif", (s.image[0] * 65535).astype(np.uint16))
+        write_image(root / "labels" / f"{s.name}.tif", s.annotation.astype(np.uint16))
+    return root
+
+
+def test_presets_and_overrides() -> None:
+    paper = build_config("ronneberger2015")
+    assert (
+        paper.model["preset"] == "ronneberger2015" and paper.batch_size == 1 and paper.tile == 572
+    )
+    assert (paper.optim.name, paper.optim.momentum) == ("sgd", 0.99)
+    assert (paper.weights.w0, paper.weights.sigma, paper.augment.elastic_sigma) == (10.0, 5.0, 10.0)
+    gpu = build_config("gpu")
+    assert gpu.amp == "bf16" and gpu.optim.name == "adamw" and gpu.loss.dice > 0
+    assert set(TRAIN_PRESETS) == {"ronneberger2015", "cpu", "gpu"}
+    cfg = build_config(
+        "cpu",
+        overrides=[parse_override("optim.lr=0.5"), parse_override("augment.scale=[0.8, 1.2]")],
+    )
+    assert cfg.optim.lr == 0.5 and cfg.augment.scale == (0.8, 1.2) and cfg.optim.name == "adamw"
+
+
+def test_yaml_file_and_round_trip(tmp_path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("iterations: 7\noptim:\n  lr: 0.25\ndata:\n  annotation: instances\n")
+    cfg = build_config("cpu", f)
+    assert cfg.iterations == 7 and cfg.optim.lr == 0.25 and cfg.optim.weight_decay == 1e-4
+    save_config(cfg, tmp_path / "resolved.yaml")
+    assert load_config(tmp_path / "resolved.yaml") == cfg
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("iteration: 5\n", r"unknown key in the config 'iteration': did you mean 'iterations'"),
+        ("optim:\n  momentun: 0.9\n", r"unknown key in optim 'momentun': did you mean 'momentum'"),
+        ("optim:\n  name: adan\n", r"unknown optimizer 'adan': did you mean 'adam'"),
+        ("- a list\n", "a config file holds a mapping"),
+        ("iterations: 0\n", "iterations must be >= 1"),
+    ],
+)
+def test_bad_config_files(tmp_path, text, message) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        build_config("cpu", f)
+
+
+def test_fit_writes_a_complete_run(tmp_path) -> None:
+    cfg = build_config("cpu", overrides=[TINY, {"iterations": 6, "val_every": 3}])
+    result = biounet.fit(cfg, tmp_path / "run", samples=cells(), progress=False)
+    run = result.run
+    for name in ("config.yaml", "last.pt", "best.pt", "metrics.jsonl", "learning_curves.png"):
+        assert (run / name).exists(), name
+    records = read_metrics(run)
+    assert [r["iteration"] for r in records if "loss" in r] == [2, 4, 6]
+    assert [r["iteration"] for r in records if "val_iou" in r] == [3, 6]
+    ck = load_checkpoint(run / "last.pt")
+    assert ck["iteration"] == 6 and ck["biounet_version"] == biounet.__version__
+    assert (
+        ck["class_names"] == ["background", "foreground"]
+        and ck["normalize"]["mode"] == "percentile"
+    )
+    for key in ("optimizer", "scheduler", "scaler", "rng", "train_config"):
+        assert key in ck
+    model = biounet.load(run)
+    assert model.normalizer is not None and not model.training
+    img = (make_cells((40, 50), seed=9)[0] * 1000).astype(np.float32)  # another intensity scale
+    probs = biounet.predict(model, img)
+    assert probs.shape == (2, 40, 50)
+    # the stored normalisation makes the prediction independent of the raw intensity scale
+    np.testing.assert_allclose(biounet.predict(model, img * 3 + 7), probs, atol=1e-4)
+
+
+def test_existing_run_is_not_overwritten(tmp_path) -> None:
+    cfg = build_config("cpu", overrides=[TINY, {"iterations": 2, "val_every": 2}])
+    biounet.fit(cfg, tmp_path / "run", samples=cells(2), progress=False)
+    with pytest.raises(FileExistsError, match="already holds a run; use --resume"):
+        biounet.fit(cfg, tmp_path / "run", samples=cells(2), progress=False)
+
+
+def test_corrupt_and_foreign_checkpoints(tmp_path) -> None:
+    (tmp_path / "junk.pt").write_bytes(b"\x00not a checkpoint" * 10)
+    with pytest.raises(
+        ValueError, match=r"junk\.pt: not a readable checkpoint .*corrupt, truncated"
+    ):
+        biounet.load(tmp_path / "junk.pt")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match=r"foreign\.pt: not a biounet checkpoint"):
+        biounet.load(tmp_path / "foreign.pt")
+    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+        biounet.load(tmp_path / "missing.pt")
+    good = save_checkpoint(tmp_path / "good.pt", biounet.UNet(depth=1, base_width=2))
+    good.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(ValueError, match="corrupt, truncated"):
+        biounet.load(good)
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "biounet.cli", *args]
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path) -> None:
+    data = write_folder(tmp_path / "data")
+    common = [
+        "--preset",
+        "cpu",
+        "--iterations",
+        "60",
+        "--tile",
+        "44",
+        "--batch-size",
+        "2",
+        "--annotation",
+        "instances",
+        "--deterministic",
+        "--no-progress",
+        "--set",
+        "model.depth=2",
+        "--set",
+        "model.base_width=4",
+        "--set",
+        "optim.warmup=0",
+        "--set",
+        "val_every=20",
+        "--set",
+        "checkpoint_every=4",
+        "--set",
+        "log_every=4",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(
+        _cli("train", str(data), "--out", str(tmp_path / "full"), *common),
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    proc = subprocess.Popen(
+        _cli("train", str(data), "--out", str(tmp_path / "cut"), *common),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    last = tmp_path / "cut" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    cut_at = load_checkpoint(last)["iteration"]
+    assert 0 < cut_at < 60  # killed mid-run
+    subprocess.run(
+        _cli("train", "--out", str(tmp_path / "cut"), "--resume", "--no-progress"),
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    a, b = load_checkpoint(tmp_path / "full" / "last.pt"), load_checkpoint(last)
+    assert a["iteration"] == b["iteration"] == 60
+    for k in a["state_dict"]:
+        torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=1e-6, atol=1e-6)
+    iterations = [r["iteration"] for r in read_metrics(tmp_path / "cut") if "loss" in r]
+    assert iterations == list(range(4, 61, 4))  # the log continues without repeats or gaps
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_end_with_identical_weights(tmp_path) -> None:
+    worker = Path(__file__).parent / "helpers" / "ddp_worker.py"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--nnodes=1",
+        f"--master_port={_free_port()}",
+        str(worker),
+        str(tmp_path),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    w0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    w1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert w0.keys() == w1.keys()
+    for k in w0:
+        assert torch.equal(w0[k], w1[k]), k
+    start = biounet.UNet(depth=2, base_width=4)
+    assert any(not torch.equal(w0[k], v) for k, v in start.state_dict().items())  # it trained
+
+
+def test_cli_train_and_plot(tmp_path, capsys) -> None:
+    from biounet.cli import main
+
+    data = write_folder(tmp_path / "data", n=3)
+    args = [
+        "train",
+        str(data),
+        "--out",
+        str(tmp_path / "run"),
+        "--iterations",
+        "4",
+        "--tile",
+        "44",
+        "--set",
+        "model.depth=2",
+        "--set",
+        "model.base_width=4",
+        "--annotation",
+        "instances",
+        "--set",
+        "val_every=2",
+        "--no-progress",
+    ]
+    assert main(args) == 0
+    assert "run folder:" in capsys.readouterr().out
+    (tmp_path / "run" / "learning_curves.png").unlink()
+    assert main(["plot", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "learning_curves.png").stat().st_size > 1000
+    assert main(["train", str(data), "--out", str(tmp_path / "run")]) == 2
+    assert "already holds a run" in capsys.readouterr().err
