@@ -19,9 +19,9 @@ from ._version import __version__
 if TYPE_CHECKING:
     from .checkpoint import load
     from .inference import predict
-    from .train import fit
     from .model import PRESETS, Geometry, UNet, UNetConfig
     from .tiling import tile_apply
+    from .train import fit
     from .weightmap import weight_map
 
 _LAZY = {
