@@ -7,6 +7,8 @@ import torch
 
 from biounet import UNet
 
+collect_ignore = ["helpers"]  # scripts run by tests in subprocesses
+
 
 @pytest.fixture(autouse=True)
 def _seed() -> None:

@@ -111,10 +111,10 @@ def test_oversampling_centres_tiles_on_objects() -> None:
     imgs = prepare(samples(1, shape=(200, 200)), AnnotationSpec("instances"), Normalizer())
     plain = TileDataset(imgs, in_tile=(8, 8), out_tile=(8, 8), length=200, seed=0)
     over = TileDataset(imgs, in_tile=(8, 8), out_tile=(8, 8), length=200, seed=0, oversample=1.0)
+
     def frac(ds):
-        return np.mean(
-            [(ds[i]["target"] == 1).float().mean().item() for i in range(len(ds))]
-        )
+        return np.mean([(ds[i]["target"] == 1).float().mean().item() for i in range(len(ds))])
+
     assert frac(over) > 3 * frac(plain)
 
 
