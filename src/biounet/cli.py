@@ -23,6 +23,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"biounet {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser(
@@ -176,14 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``biounet`` console script; returns the exit status."""
     parser = _build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG
-        if args.verbose > 1
-        else logging.INFO
-        if args.verbose
-        else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    # other libraries log warnings only; biounet's own messages follow -q / -v
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
+    log.setLevel(level)
     try:
         return int(args.func(args))
     except (ValueError, FileNotFoundError, FileExistsError, PermissionError, TypeError) as e:

@@ -268,7 +268,9 @@ def fit(
     saved_at, t_log, losses = time.monotonic(), time.monotonic(), []
     net.train()
     it = start
+    data_time, t_ready = 0.0, time.monotonic()
     for batch in loader:
+        data_time += time.monotonic() - t_ready  # waiting for tiles (loading, augmentation)
         x = batch["image"].to(device, non_blocking=True)
         if cfg.channels_last:
             x = x.contiguous(
@@ -306,8 +308,9 @@ def fit(
                 loss=float(np.mean(losses)),
                 lr=sched.get_last_lr()[0],
                 seconds_per_it=(now - t_log) / len(losses),
+                data_share=data_time / max(now - t_log, 1e-9),
             )
-            losses, t_log = [], now
+            losses, t_log, data_time = [], now, 0.0
         due_val = val_imgs and (it % cfg.val_every == 0 or it == cfg.iterations)
         if due_val and rank == 0:
             scores = validate(model, val_imgs, d.num_classes, device)
@@ -342,6 +345,7 @@ def fit(
         if rank == 0 and (by_time or by_count or due_val or it == cfg.iterations):
             checkpoint(it, last)
             saved_at = time.monotonic()
+        t_ready = time.monotonic()
     bar.close()
     if world > 1:
         # DDP syncs buffers (batch-norm statistics) from rank 0 before each forward; after the
