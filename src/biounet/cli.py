@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -90,6 +91,37 @@ def _build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser(
+        "predict",
+        help="segment images with a trained model",
+        description="Segment INPUTS (files, folders, globs, multi-page stacks, Zarr) with MODEL "
+        "(a checkpoint or run folder) and write masks, instance labels, probability maps and "
+        "overlays to --out, named after each input.",
+    )
+    p.add_argument("model", metavar="MODEL", help="checkpoint (.pt) or run folder")
+    p.add_argument("inputs", metavar="INPUTS", nargs="+")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--instances", action="store_true", help="also write instance labels")
+    p.add_argument("--probabilities", action="store_true", help="also write probability maps")
+    p.add_argument("--overlays", action="store_true", help="also write overlay PNGs (2D)")
+    p.add_argument("--no-masks", action="store_true", help="do not write class masks")
+    p.add_argument("--mask-format", choices=["png", "tif"], default="png")
+    p.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs exist")
+    p.add_argument("--tile", type=int, metavar="PX", help="network input tile (default: fitted)")
+    p.add_argument("--batch-size", type=int, metavar="N")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--tta", action="store_true", help="average over flips and rotations")
+    p.add_argument(
+        "--min-size",
+        type=int,
+        default=0,
+        metavar="PX",
+        help="instances: drop objects smaller than this",
+    )
+    p.add_argument("--shard", metavar="I/N", help="process only files k with k mod N == I")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser(
         "plot",
         help="learning curves of a run as PNG",
         description="Write RUN/learning_curves.png from RUN/metrics.jsonl.",
@@ -153,6 +185,49 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     result = fit(cfg, args.out, resume=args.resume, progress=False if args.no_progress else None)
     print(f"run folder: {result.run} (best model: {result.run / 'best.pt'})")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .apply import PredictOptions, predict_files
+    from .checkpoint import load
+
+    shard = None
+    if args.shard:
+        try:
+            i, n = (int(v) for v in args.shard.split("/"))
+        except ValueError:
+            raise ValueError(f"--shard {args.shard!r}: write it as I/N, e.g. 0/4") from None
+        shard = (i, n)
+    device = args.device
+    if device == "auto" and "LOCAL_RANK" in os.environ:
+        import torch
+
+        if torch.cuda.is_available():
+            device = f"cuda:{os.environ['LOCAL_RANK']}"
+    model = load(args.model)
+    opts = PredictOptions(
+        masks=not args.no_masks,
+        instances=args.instances,
+        probabilities=args.probabilities,
+        overlays=args.overlays,
+        overwrite=args.overwrite,
+        mask_format=args.mask_format,
+        postprocess={"min_size": args.min_size} if args.min_size else {},
+        tile_shape=args.tile,
+        batch_size=args.batch_size,
+        tta=args.tta,
+        device=device,
+    )
+    done = predict_files(
+        model,
+        args.inputs,
+        args.out,
+        opts,
+        shard=shard,
+        progress=False if args.no_progress else None,
+    )
+    print(f"{len(done)} image(s) segmented into {args.out}")
     return 0
 
 
