@@ -9,6 +9,10 @@ from biounet import UNet
 
 collect_ignore = ["helpers"]  # scripts run by tests in subprocesses
 
+# the test networks are tiny: one thread is as fast, and immune to a busy machine's
+# oversubscribed OpenMP threads (which can slow small ops by orders of magnitude)
+torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def _seed() -> None:

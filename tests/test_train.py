@@ -269,3 +269,26 @@ def test_cli_train_and_plot(tmp_path, capsys) -> None:
     assert (tmp_path / "run" / "learning_curves.png").stat().st_size > 1000
     assert main(["train", str(data), "--out", str(tmp_path / "run")]) == 2
     assert "already holds a run" in capsys.readouterr().err
+
+
+def test_time_budget_fits_the_schedule(tmp_path) -> None:
+    cfg = build_config(
+        "cpu",
+        overrides=[
+            TINY,
+            {
+                "iterations": 100000,
+                "max_minutes": 0.3,
+                "val_every": 10**6,
+                "optim": {"warmup": 0, "schedule": "cosine"},
+            },
+        ],
+    )
+    t0 = time.monotonic()
+    result = biounet.fit(cfg, tmp_path / "run", samples=cells(2), progress=False)
+    elapsed = time.monotonic() - t0
+    ck = load_checkpoint(result.run / "last.pt")
+    assert 20 < ck["iteration"] < 100000 and ck["planned_iterations"] == ck["iteration"]
+    assert elapsed < 18 + 20  # 18 s of training, plus set-up and plots
+    lrs = [r["lr"] for r in read_metrics(result.run) if "lr" in r]
+    assert lrs[-1] < 0.05 * cfg.optim.lr  # the cosine schedule was fitted to the budget

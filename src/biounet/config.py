@@ -131,6 +131,9 @@ class TrainConfig:
         Tiles per iteration and process.
     iterations : int
         Optimiser steps.
+    max_minutes : float
+        Stop within this many minutes of training (0: no limit): after a few iterations the
+        speed is measured and the schedule fitted to the iterations that fit.
     oversample : float
         Probability of centring a tile on objects or borders.
     workers : int
@@ -166,6 +169,7 @@ class TrainConfig:
     tile: int = 380
     batch_size: int = 2
     iterations: int = 2000
+    max_minutes: float = 0.0
     oversample: float = 0.0
     workers: int = 0
     val_every: int = 250

@@ -85,8 +85,8 @@ def _optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
     return cls(params, lr=o.lr, weight_decay=o.weight_decay)
 
 
-def _lr_factor(cfg: TrainConfig, it: int) -> float:
-    o, n = cfg.optim, cfg.iterations
+def _lr_factor(cfg: TrainConfig, it: int, n: int) -> float:
+    o = cfg.optim
     if o.warmup and it < o.warmup:
         return (it + 1) / o.warmup
     t = (it - o.warmup) / max(1, n - o.warmup)
@@ -104,6 +104,33 @@ def _dist() -> tuple[int, int, int]:
         int(os.environ.get("WORLD_SIZE", 1)),
         int(os.environ.get("LOCAL_RANK", 0)),
     )
+
+
+def _fit_to_budget(
+    cfg: TrainConfig, plan: dict[str, Any], it: int, start: int, elapsed: float, world: int
+) -> None:
+    """Shrink ``plan["n"]`` so training ends within ``cfg.max_minutes`` (all ranks agree).
+
+    The speed is measured between the 5th and 20th iteration (the first ones are slower while
+    kernels warm up), the plan set once to what fits in the remaining time (5% kept for
+    validation and checkpoints); past the budget training stops.
+    """
+    budget = 60 * cfg.max_minutes - plan["seconds"]
+    done = it - start
+    if done == 5:
+        plan["t5"] = elapsed
+    n = int(plan["n"])
+    decide = done == 20 or elapsed > budget
+    if decide:
+        per_it = (elapsed - plan.get("t5", 0.0)) / (15 if "t5" in plan else done)
+        n = it if elapsed > budget else min(n, it + int(0.95 * (budget - elapsed) / per_it))
+    if world > 1 and decide:
+        t = torch.tensor([n])
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
+        n = int(t.item())
+    if n != plan["n"]:
+        log.info("time budget %.1f min: %d iterations in all", cfg.max_minutes, max(n, it))
+        plan["n"] = max(n, it)
 
 
 def validate(
@@ -197,7 +224,9 @@ def fit(
         fmt = torch.channels_last if d.ndim == 2 else torch.channels_last_3d
         model.to(memory_format=fmt)  # type: ignore[call-overload]
     opt = _optimizer(cfg, model.parameters())
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: _lr_factor(cfg, it))
+    # the planned number of iterations: cfg.iterations, or fewer to fit cfg.max_minutes
+    plan: dict[str, Any] = {"n": cfg.iterations, "seconds": 0.0}
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: _lr_factor(cfg, it, plan["n"]))
     amp = cfg.amp != "off" and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp and cfg.amp == "fp16")
     start, best = 0, None
@@ -208,6 +237,8 @@ def fit(
         scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         start, best = int(state["iteration"]), state.get("best")
+        plan["n"] = int(state.get("planned_iterations", cfg.iterations))
+        plan["seconds"] = float(state.get("train_seconds", 0.0))
         log.info("resuming %s at iteration %d", run, start)
     net: torch.nn.Module = model
     if world > 1:
@@ -217,12 +248,16 @@ def fit(
     if cfg.compile:
         net = torch.compile(net)  # type: ignore[assignment]
 
-    # the tiles of iteration `it` on this rank: a contiguous block of dataset indices
-    sampler = [
-        (it * world + rank) * cfg.batch_size + j
-        for it in range(start, cfg.iterations)
-        for j in range(cfg.batch_size)
-    ]
+    class Sampler:
+        """The tiles of iteration ``it`` on this rank: a block of dataset indices, lazily."""
+
+        def __iter__(self) -> Any:
+            i = start
+            while i < plan["n"]:
+                yield from ((i * world + rank) * cfg.batch_size + j for j in range(cfg.batch_size))
+                i += 1
+
+    sampler = Sampler()
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=cfg.batch_size,
@@ -252,13 +287,16 @@ def fit(
             scaler=scaler.state_dict(),
             rng=rng_state(),
             best=best,
+            planned_iterations=plan["n"],
+            train_seconds=plan["seconds"] + time.monotonic() - t_start,
             **extras,
         )
 
     from tqdm.auto import tqdm
 
+    t_start = time.monotonic()
     bar = tqdm(
-        total=cfg.iterations,
+        total=plan["n"],
         initial=start,
         unit="it",
         disable=not progress if progress is not None else None,
@@ -301,7 +339,10 @@ def fit(
         losses.append(loss.item())
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
-        if metrics and (it % cfg.log_every == 0 or it == cfg.iterations):
+        if cfg.max_minutes:
+            _fit_to_budget(cfg, plan, it, start, time.monotonic() - t_start, world)
+            bar.total = plan["n"]
+        if metrics and (it % cfg.log_every == 0 or it == plan["n"]):
             now = time.monotonic()
             metrics.write(
                 iteration=it,
@@ -311,7 +352,7 @@ def fit(
                 data_share=data_time / max(now - t_log, 1e-9),
             )
             losses, t_log, data_time = [], now, 0.0
-        due_val = val_imgs and (it % cfg.val_every == 0 or it == cfg.iterations)
+        due_val = val_imgs and (it % cfg.val_every == 0 or it == plan["n"])
         if due_val and rank == 0:
             scores = validate(model, val_imgs, d.num_classes, device)
             net.train()
@@ -342,7 +383,7 @@ def fit(
             torch.distributed.barrier()
         by_time = time.monotonic() - saved_at > 60 * cfg.checkpoint_minutes
         by_count = cfg.checkpoint_every and it % cfg.checkpoint_every == 0
-        if rank == 0 and (by_time or by_count or due_val or it == cfg.iterations):
+        if rank == 0 and (by_time or by_count or due_val or it == plan["n"]):
             checkpoint(it, last)
             saved_at = time.monotonic()
         t_ready = time.monotonic()
