@@ -219,12 +219,13 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
         augment={"elastic_sigma": 10.0, "elastic_grid": 3},
         val_every=500,
     ),
-    # a usable model on a 2-core CPU in minutes: the narrow net (16..256, batch norm), mid-size
-    # tiles, AdamW with a cosine schedule, weighted CE + Dice, oversampling objects and borders
+    # a usable model on a 2-core CPU in minutes: the narrow net (16..256, batch norm), tiles of
+    # 380 -> 196 px (27% of each tile's area is supervised, against 7% at 252 px), AdamW with a
+    # cosine schedule, weighted CE + Dice, oversampling objects and borders
     "cpu": _preset(
         model={"preset": "narrow", "dropout": 0.1},
-        tile=252,
-        batch_size=4,
+        tile=380,
+        batch_size=2,
         iterations=1500,
         optim={
             "name": "adamw",
