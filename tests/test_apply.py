@@ -155,3 +155,16 @@ def test_checkpoint_for_other_channels_is_a_clear_error(tmp_path, images, capsys
         "im0.png: image of shape (1, 30, 41) has 1 channel(s) on axis 0, but the model expects 3"
         in err
     )
+
+
+def test_instance_labels_are_written(model_path, images, tmp_path) -> None:
+    from biounet.postprocess import instances
+
+    model = biounet.load(model_path)
+    out = tmp_path / "inst"
+    predict_files(model, [images / "im0.png"], out, PredictOptions(instances=True, overlays=True), progress=False)
+    labels = read_image(out / "im0_labels.tif")
+    assert labels.dtype == np.uint16 and labels.shape == (30, 41)
+    probs = biounet.predict(model, read_image(images / "im0.png"))
+    np.testing.assert_array_equal(labels, instances(probs))
+    assert (out / "im0_overlay.png").exists()
