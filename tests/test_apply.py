@@ -162,9 +162,40 @@ def test_instance_labels_are_written(model_path, images, tmp_path) -> None:
 
     model = biounet.load(model_path)
     out = tmp_path / "inst"
-    predict_files(model, [images / "im0.png"], out, PredictOptions(instances=True, overlays=True), progress=False)
+    predict_files(
+        model,
+        [images / "im0.png"],
+        out,
+        PredictOptions(instances=True, overlays=True),
+        progress=False,
+    )
     labels = read_image(out / "im0_labels.tif")
     assert labels.dtype == np.uint16 and labels.shape == (30, 41)
     probs = biounet.predict(model, read_image(images / "im0.png"))
     np.testing.assert_array_equal(labels, instances(probs))
     assert (out / "im0_overlay.png").exists()
+
+
+def test_predict_then_evaluate(model_path, images, tmp_path, capsys) -> None:
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    for i in range(3):
+        write_image(truth / f"im{i}.png", np.zeros((30 + i, 41), np.uint8))
+    out = tmp_path / "pe"
+    assert (
+        main(
+            [
+                "predict",
+                str(model_path),
+                str(images),
+                "--out",
+                str(out),
+                "--truth",
+                str(truth),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "3 image(s) segmented" in text and "pixel_error" in text and "over all images" in text

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from ._version import __version__
 
@@ -118,8 +119,25 @@ def _build_parser() -> argparse.ArgumentParser:
         help="instances: drop objects smaller than this",
     )
     p.add_argument("--shard", metavar="I/N", help="process only files k with k mod N == I")
+    p.add_argument("--truth", metavar="DIR", help="evaluate the outputs against this truth")
+    _evaluation_flags(p)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="score predictions against ground truth",
+        description="Score PRED against TRUTH (folders paired by file name, or stacks paired "
+        "page by page) with the metrics of the task: semantic (pixel error, IoU, Dice), "
+        "cells (AP at IoU 0.5:0.95, F1, PQ, SEG) or membranes (ISBI 2012: V_Rand, V_Info, "
+        "warping error, Rand error, pixel error).",
+    )
+    p.add_argument("pred", metavar="PRED")
+    p.add_argument("truth", metavar="TRUTH")
+    _evaluation_flags(p)
+    p.add_argument("--json", metavar="FILE", help="write per-image and overall scores as JSON")
+    p.add_argument("--csv", metavar="FILE", help="write per-image scores as CSV")
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser(
         "plot",
@@ -148,6 +166,51 @@ _FLAGS = {
     "seed": ("seed",),
     "deterministic": ("deterministic",),
 }
+
+
+def _evaluation_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--task",
+        choices=["semantic", "cells", "membranes"],
+        default=None,
+        help="which metrics (default: semantic; cells with --instances)",
+    )
+    p.add_argument(
+        "--truth-foreground",
+        type=int,
+        metavar="V",
+        help="value of objects (or of membranes, task membranes) in truth masks",
+    )
+    p.add_argument("--threshold", type=float, default=0.5, help="for probability maps")
+    p.add_argument(
+        "--membrane-class",
+        type=int,
+        default=0,
+        metavar="K",
+        help="membranes: the class of a probability map that is membrane",
+    )
+
+
+def _eval_options(args: argparse.Namespace, task: str) -> Any:
+    from .evaluate import EvalOptions
+
+    return EvalOptions(
+        task=task,
+        truth_foreground=args.truth_foreground,
+        threshold=args.threshold,
+        membrane_class=args.membrane_class,
+    )
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_files, format_table, write_reports
+
+    rows, summary = evaluate_files(
+        args.pred, args.truth, _eval_options(args, args.task or "semantic")
+    )
+    print(format_table(rows, summary))
+    write_reports(rows, summary, json_path=args.json, csv_path=args.csv)
+    return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

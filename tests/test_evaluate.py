@@ -1,0 +1,116 @@
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from biounet.cli import main
+from biounet.data import write_image, write_labels
+from biounet.evaluate import EvalOptions, evaluate, evaluate_files, pair_files
+
+
+def disks(shape=(64, 64), centres=((16, 16), (40, 44)), r=8, shift=(0, 0)) -> np.ndarray:
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    lab = np.zeros(shape, np.int32)
+    for i, (cy, cx) in enumerate(centres, 1):
+        lab[(yy - cy - shift[0]) ** 2 + (xx - cx - shift[1]) ** 2 <= r * r] = i
+    return lab
+
+
+def test_semantic_scores_by_hand() -> None:
+    truth = np.zeros((10, 10), int)
+    truth[:5] = 1
+    pred = truth.copy()
+    pred[5, :] = 1  # 10 wrong pixels of 100
+    rows, summary = evaluate([("a", (pred * 255).astype(np.uint8), truth)], EvalOptions("semantic"))
+    assert rows[0]["pixel_error"] == pytest.approx(0.10)
+    assert rows[0]["iou"] == pytest.approx(50 / 60)
+    assert summary["pooled_pixel_error"] == pytest.approx(0.10)
+
+
+def test_cells_scores_with_known_overlap() -> None:
+    truth = disks()
+    pred = disks(shift=(0, 3))  # IoU of two r=8 disks 3 px apart is about 0.71
+    rows, summary = evaluate([("a", pred, truth)], EvalOptions("cells"))
+    assert rows[0]["f1"] == 1.0 and rows[0]["objects"] == 2
+    assert 0.6 < rows[0]["seg"] < 0.8
+    assert summary["ap_50"] == 1.0 and summary["mean_ap"] < 1.0
+    # a probability map is turned into objects first
+    probs = np.stack([truth == 0, truth > 0]).astype(np.float32)
+    rows, _ = evaluate([("p", probs, truth)], EvalOptions("cells"))
+    assert rows[0]["f1"] == 1.0 and rows[0]["seg"] == 1.0
+
+
+def test_membrane_scores_of_a_perfect_prediction() -> None:
+    truth = np.full((40, 40), 255, np.uint8)
+    truth[:, 19:21] = 0  # ISBI convention: membranes are black
+    truth[19:21, :] = 0
+    prob = (truth == 0).astype(np.float32)
+    rows, _ = evaluate([("m", prob, truth)], EvalOptions("membranes", truth_foreground=0))
+    r = rows[0]
+    assert r["v_rand"] == pytest.approx(1.0) and r["v_info"] == pytest.approx(1.0)
+    assert (
+        r["warping_error"] == 0.0
+        and r["pixel_error"] == 0.0
+        and r["rand_error"] == pytest.approx(0.0)
+    )
+    broken = prob.copy()
+    broken[:, 19:21] = 0  # a missing membrane merges two regions
+    rows, _ = evaluate([("m", broken, truth)], EvalOptions("membranes", truth_foreground=0))
+    assert rows[0]["v_rand"] < 0.9 and rows[0]["warping_error"] > 0
+
+
+def test_files_pair_by_stem_and_missing_ones_are_named(tmp_path) -> None:
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "truth").mkdir()
+    for name in ("a", "b"):
+        write_labels(tmp_path / "truth" / f"{name}.tif", disks())
+        write_labels(tmp_path / "pred" / f"{name}_labels.tif", disks(shift=(1, 0)))
+    pairs = pair_files(tmp_path / "pred", tmp_path / "truth")
+    assert [p[0] for p in pairs] == ["a", "b"]
+    write_labels(tmp_path / "truth" / "c.tif", disks())
+    with pytest.raises(ValueError, match=r"no prediction for 1 ground-truth image\(s\): c"):
+        pair_files(tmp_path / "pred", tmp_path / "truth")
+
+
+def test_stacks_pair_page_by_page(tmp_path) -> None:
+    truth = np.stack([disks(), disks(shift=(2, 2))])
+    tifffile.imwrite(tmp_path / "t.tif", truth.astype(np.uint16), photometric="minisblack")
+    tifffile.imwrite(tmp_path / "p.tif", truth.astype(np.uint16), photometric="minisblack")
+    rows, summary = evaluate_files(tmp_path / "p.tif", tmp_path / "t.tif", EvalOptions("cells"))
+    assert len(rows) == 2 and summary["seg"] == 1.0
+
+
+def test_evaluate_command_writes_json_and_csv(tmp_path, capsys) -> None:
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "truth").mkdir()
+    write_image(tmp_path / "truth" / "x.png", (disks() > 0).astype(np.uint8) * 255)
+    write_image(tmp_path / "pred" / "x_mask.png", (disks(shift=(0, 2)) > 0).astype(np.uint8) * 255)
+    assert (
+        main(
+            [
+                "evaluate",
+                str(tmp_path / "pred"),
+                str(tmp_path / "truth"),
+                "--task",
+                "cells",
+                "--json",
+                str(tmp_path / "s.json"),
+                "--csv",
+                str(tmp_path / "s.csv"),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "over all images" in out and "seg" in out
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert data["images"][0]["image"] == "x" and data["summary"]["images"] == 1
+    assert (tmp_path / "s.csv").read_text().splitlines()[0].startswith("image,precision,recall")
+    assert main(["evaluate", str(tmp_path / "nope"), str(tmp_path / "truth")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_size_mismatch_is_named() -> None:
+    with pytest.raises(ValueError, match=r"img: prediction \(5, 5\) and truth \(6, 6\) differ"):
+        evaluate([("img", np.zeros((5, 5), int), np.zeros((6, 6), int))], EvalOptions("semantic"))
