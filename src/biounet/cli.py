@@ -282,6 +282,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         tta=args.tta,
         device=device,
     )
+    task = args.task or ("cells" if args.instances else "semantic")
+    if args.truth and task == "membranes":
+        opts.probabilities = True
     done = predict_files(
         model,
         args.inputs,
@@ -291,6 +294,18 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         progress=False if args.no_progress else None,
     )
     print(f"{len(done)} image(s) segmented into {args.out}")
+    if args.truth:
+        from .evaluate import evaluate_files, format_table
+
+        suffix = {
+            "cells": "_labels" if args.instances else "_mask",
+            "membranes": "_probs",
+            "semantic": "_mask",
+        }[task]
+        rows, summary = evaluate_files(
+            args.out, args.truth, _eval_options(args, task), pred_suffix=suffix
+        )
+        print(format_table(rows, summary))
     return 0
 
 
