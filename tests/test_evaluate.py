@@ -60,7 +60,7 @@ def test_membrane_scores_of_a_perfect_prediction() -> None:
     assert rows[0]["v_rand"] < 0.9 and rows[0]["warping_error"] > 0
 
 
-def test_files_pair_by_stem_and_missing_ones_are_named(tmp_path) -> None:
+def test_files_pair_by_stem_and_missing_ones_are_named(tmp_path, caplog) -> None:
     (tmp_path / "pred").mkdir()
     (tmp_path / "truth").mkdir()
     for name in ("a", "b"):
@@ -69,8 +69,11 @@ def test_files_pair_by_stem_and_missing_ones_are_named(tmp_path) -> None:
     pairs = pair_files(tmp_path / "pred", tmp_path / "truth")
     assert [p[0] for p in pairs] == ["a", "b"]
     write_labels(tmp_path / "truth" / "c.tif", disks())
-    with pytest.raises(ValueError, match=r"no prediction for 1 ground-truth image\(s\): c"):
-        pair_files(tmp_path / "pred", tmp_path / "truth")
+    with caplog.at_level("WARNING"):
+        assert [p[0] for p in pair_files(tmp_path / "pred", tmp_path / "truth")] == ["a", "b"]
+    assert "1 ground-truth image(s) without a prediction, not scored: c" in caplog.text
+    with pytest.raises(ValueError, match=r"no prediction pairs with a ground-truth image"):
+        pair_files(tmp_path / "truth" / "c.tif", tmp_path / "pred" / "a_labels.tif")
 
 
 def test_stacks_pair_page_by_page(tmp_path) -> None:

@@ -104,24 +104,37 @@ def _images(path: Path, suffix: str | None = None) -> list[tuple[str, Path, int 
 def pair_files(
     pred: str | Path, truth: str | Path, *, pred_suffix: str | None = None
 ) -> list[tuple[str, tuple, tuple]]:
-    """Predictions paired with truth by stem (or page); a truth without prediction is an error."""
+    """Predictions paired with truth by stem (or page).
+
+    Images on one side only are named in a warning and not scored (so a held-out subset can be
+    scored against a full ground-truth folder); no pair at all is an error.
+    """
     p_items, t_items = _images(Path(pred), pred_suffix), _images(Path(truth))
     if len(p_items) == len(t_items) and all(p[2] is not None for p in p_items + t_items):
         return [(t[0], p[1:], t[1:]) for p, t in zip(p_items, t_items)]  # stack vs stack
     preds = {k: (f, i) for k, f, i in p_items}
+    truths = {k for k, _, _ in t_items}
     missing = [k for k, _, _ in t_items if k not in preds]
-    if missing:
-        shown = ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
+    extra = sorted(set(preds) - truths)
+    if not set(preds) & truths:
         raise ValueError(
-            f"{pred}: no prediction for {len(missing)} ground-truth image(s): {shown} "
-            "(paired by file name without extension and without _mask/_labels/_probs)"
+            f"{pred}: no prediction pairs with a ground-truth image of {truth} (paired by file "
+            "name without extension and without _mask/_labels/_probs); predictions: "
+            f"{', '.join(sorted(preds)[:5])}; truth: {', '.join(sorted(truths)[:5])}"
         )
-    extra = sorted(set(preds) - {k for k, _, _ in t_items})
-    if extra:
-        log.warning(
-            "%d prediction(s) without ground truth, ignored: %s", len(extra), ", ".join(extra[:8])
-        )
-    return [(k, preds[k], (f, i)) for k, f, i in t_items]
+    for what, names in (
+        ("ground-truth image(s) without a prediction", missing),
+        ("prediction(s) without ground truth", extra),
+    ):
+        if names:
+            log.warning(
+                "%d %s, not scored: %s%s",
+                len(names),
+                what,
+                ", ".join(names[:8]),
+                " ..." if len(names) > 8 else "",
+            )
+    return [(k, preds[k], (f, i)) for k, f, i in t_items if k in preds]
 
 
 def _load(item: tuple[Path, int | None]) -> np.ndarray:
