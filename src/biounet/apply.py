@@ -31,7 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from .data.io import READ_EXTENSIONS, is_image_file, read_image_file, write_image, write_labels
+from .data.io import (
+    READ_EXTENSIONS,
+    file_stem,
+    is_image_file,
+    read_image_file,
+    write_image,
+    write_labels,
+)
 from .data.layouts import to_channels_first
 from .model.unet import UNet
 
@@ -94,14 +101,6 @@ def shard_of(files: list[Path], shard: tuple[int, int] | None = None) -> list[Pa
     if not 0 <= i < n:
         raise ValueError(f"shard {i}/{n}: need 0 <= i < n")
     return files[i::n]
-
-
-def _stem(p: Path) -> str:
-    name = p.name
-    for ext in (".ome.tiff", ".ome.tif"):
-        if name.lower().endswith(ext):
-            return name[: -len(ext)]
-    return p.stem
 
 
 def overlay(image: np.ndarray, labels: np.ndarray, *, instances: bool = False) -> np.ndarray:
@@ -169,7 +168,7 @@ def predict_files(
         files, unit="file", desc="images", disable=not progress if progress is not None else None
     ):
         zarr_input = path.suffix.lower() == ".zarr"
-        targets = _outputs(_stem(path), out_dir, o, zarr_input)
+        targets = _outputs(file_stem(path), out_dir, o, zarr_input)
         if not o.overwrite and targets and all(p.exists() for p in targets.values()):
             log.info("%s: outputs exist, skipped (overwrite to redo)", path)
             continue

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ._checks import look_up
-from .data.io import is_image_file, read_image
+from .data.io import file_stem, is_image_file, read_image
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +68,7 @@ class EvalOptions:
 
 
 def _key(path: Path) -> str:
-    name = path.name
-    for ext in (".ome.tiff", ".ome.tif"):
-        if name.lower().endswith(ext):
-            name = name[: -len(ext)]
-            break
-    else:
-        name = path.stem
-    return _SUFFIX.sub("", name)
+    return _SUFFIX.sub("", file_stem(path))
 
 
 def _images(path: Path, suffix: str | None = None) -> list[tuple[str, Path, int | None]]:

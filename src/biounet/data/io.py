@@ -28,6 +28,7 @@ __all__ = [
     "READ_EXTENSIONS",
     "ImageFile",
     "atomic_path",
+    "file_stem",
     "is_image_file",
     "read_image",
     "read_image_file",
@@ -63,6 +64,20 @@ def _suffix(path: Path) -> str:
     if name.endswith(".ome.tif") or name.endswith(".ome.tiff"):
         return ".tif"
     return path.suffix.lower()
+
+
+def file_stem(path: str | os.PathLike[str]) -> str:
+    """The file name without its extension (``.ome.tif`` counts as one extension).
+
+    >>> file_stem("a/cell.ome.tif"), file_stem("b/t001.png")
+    ('cell', 't001')
+    """
+    p = Path(path)
+    name = p.name
+    for ext in (".ome.tiff", ".ome.tif"):
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return p.stem
 
 
 def is_image_file(path: str | os.PathLike[str]) -> bool:

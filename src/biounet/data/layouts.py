@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .io import ImageFile, is_image_file, read_image_file
+from .io import ImageFile, file_stem, is_image_file, read_image_file
 
 __all__ = ["Sample", "find_dataset", "load_ctc", "load_pairs", "load_stacks", "to_channels_first"]
 
@@ -125,14 +125,6 @@ def _exts() -> tuple[str, ...]:
     return READ_EXTENSIONS
 
 
-def _stem(p: Path) -> str:
-    name = p.name
-    for ext in (".ome.tiff", ".ome.tif"):
-        if name.lower().endswith(ext):
-            return name[: -len(ext)]
-    return p.stem
-
-
 def load_pairs(
     image_dir: str | Path,
     mask_dir: str | Path | None,
@@ -146,8 +138,8 @@ def load_pairs(
     annotation; annotations without an image are ignored with no error.
     """
     images = _images_in(Path(image_dir))
-    masks = {_stem(p): p for p in _images_in(Path(mask_dir))} if mask_dir is not None else {}
-    missing = [p.name for p in images if mask_dir is not None and _stem(p) not in masks]
+    masks = {file_stem(p): p for p in _images_in(Path(mask_dir))} if mask_dir is not None else {}
+    missing = [p.name for p in images if mask_dir is not None and file_stem(p) not in masks]
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
         raise ValueError(
@@ -158,11 +150,11 @@ def load_pairs(
     for p in images:
         img = to_channels_first(read_image_file(p), ndim, channel_axis=channel_axis)
         ann = None
-        mp = masks.get(_stem(p))
+        mp = masks.get(file_stem(p))
         if mp is not None:
             ann = _annotation_array(read_image_file(mp), ndim)
             _check_sizes(img, ann, str(p), str(mp))
-        samples.append(Sample(_stem(p), img, ann, p, mp))
+        samples.append(Sample(file_stem(p), img, ann, p, mp))
     return samples
 
 
@@ -184,7 +176,7 @@ def load_stacks(
         ann = _annotation_array(fl, 3) if fl is not None else None
         if ann is not None:
             _check_sizes(img, ann, str(fi.path), str(fl.path if fl else ""))
-        return [Sample(_stem(fi.path), img, ann, fi.path, fl.path if fl else None)]
+        return [Sample(file_stem(fi.path), img, ann, fi.path, fl.path if fl else None)]
     data = np.asarray(fi.data)
     axes = fi.axes
     if data.ndim == 2:
@@ -201,7 +193,7 @@ def load_stacks(
         page = ImageFile(data[i], axes[1:] if axes else None, fi.path)
         img = to_channels_first(page, 2, channel_axis=channel_axis)
         ann = labels[i] if labels is not None else None
-        name = f"{_stem(fi.path)}[{i}]"
+        name = f"{file_stem(fi.path)}[{i}]"
         if ann is not None:
             _check_sizes(img, ann, name, f"{fl.path if fl else ''}[{i}]")
         samples.append(Sample(name, img, ann, fi.path, fl.path if fl else None))
