@@ -42,10 +42,18 @@ def samples(n: int = 6, size: int = 512) -> list[Sample]:
 
 
 def bench_fit(preset: str, iterations: int, warmup: int, data: list[Sample]) -> dict[str, float]:
-    cfg = build_config(preset, overrides=[{
-        "iterations": iterations, "log_every": 1, "val_every": 10**9,
-        "checkpoint_minutes": 10**6, "data": {"annotation": "instances", "val_fraction": 0.0},
-    }])
+    cfg = build_config(
+        preset,
+        overrides=[
+            {
+                "iterations": iterations,
+                "log_every": 1,
+                "val_every": 10**9,
+                "checkpoint_minutes": 10**6,
+                "data": {"annotation": "instances", "val_fraction": 0.0},
+            }
+        ],
+    )
     with tempfile.TemporaryDirectory() as tmp:
         fit(cfg, Path(tmp) / "run", samples=data, progress=False)
         recs = [r for r in read_metrics(Path(tmp) / "run") if "loss" in r][warmup:]
@@ -92,20 +100,27 @@ def main() -> None:
         full = bench_fit(preset, n, warm, data)
         px = bare["batch"] * bare["out"] ** 2
         results[preset] = {
-            "tile": bare["tile"], "output": bare["out"], "batch": bare["batch"],
-            "bare_s": bare["seconds_per_it"], "biounet_s": full["seconds_per_it"],
+            "tile": bare["tile"],
+            "output": bare["out"],
+            "batch": bare["batch"],
+            "bare_s": bare["seconds_per_it"],
+            "biounet_s": full["seconds_per_it"],
             "bare_px_per_s": px / bare["seconds_per_it"],
             "biounet_px_per_s": px / full["seconds_per_it"],
             "data_share": full["data_share"],
             "ratio": full["seconds_per_it"] / bare["seconds_per_it"],
         }
     print(f"{torch.get_num_threads()} threads, torch {torch.__version__}")
-    print(f"{'preset':<16}{'tile->out x batch':<20}{'bare s/it':>10}{'biounet s/it':>13}"
-          f"{'out px/s':>10}{'data share':>11}{'ratio':>7}")
+    print(
+        f"{'preset':<16}{'tile->out x batch':<20}{'bare s/it':>10}{'biounet s/it':>13}"
+        f"{'out px/s':>10}{'data share':>11}{'ratio':>7}"
+    )
     for name, r in results.items():
-        print(f"{name:<16}{r['tile']}->{r['output']} x {r['batch']:<10}{r['bare_s']:>10.3f}"
-              f"{r['biounet_s']:>13.3f}{r['biounet_px_per_s']:>10.0f}{r['data_share']:>11.1%}"
-              f"{r['ratio']:>7.3f}")
+        print(
+            f"{name:<16}{r['tile']}->{r['output']} x {r['batch']:<10}{r['bare_s']:>10.3f}"
+            f"{r['biounet_s']:>13.3f}{r['biounet_px_per_s']:>10.0f}{r['data_share']:>11.1%}"
+            f"{r['ratio']:>7.3f}"
+        )
     for name, r in results.items():
         verdict = "met" if r["ratio"] <= 1.15 else "NOT met"
         print(f"{name}: biounet step / bare step = {r['ratio']:.3f} (goal <= 1.15: {verdict})")

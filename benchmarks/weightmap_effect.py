@@ -32,13 +32,24 @@ def train(w0: float, minutes: float, out: Path) -> str:
     from biounet.data.synthetic import make_dataset
     from biounet.train import fit
 
-    data = [Sample(f"c{i}", img[None], lab) for i, (img, lab) in
-            enumerate(make_dataset("cells", n=12, shape=(256, 256), seed=0))]
-    cfg = build_config("cpu", overrides=[{
-        "iterations": 100000, "max_minutes": minutes, "val_every": 10**9,
-        "loss": {"ce": 1.0, "dice": 0.0}, "weights": {"w0": w0, "sigma": 5.0},
-        "data": {"annotation": "instances", "val_fraction": 0.0}, "seed": 0,
-    }])
+    data = [
+        Sample(f"c{i}", img[None], lab)
+        for i, (img, lab) in enumerate(make_dataset("cells", n=12, shape=(256, 256), seed=0))
+    ]
+    cfg = build_config(
+        "cpu",
+        overrides=[
+            {
+                "iterations": 100000,
+                "max_minutes": minutes,
+                "val_every": 10**9,
+                "loss": {"ce": 1.0, "dice": 0.0},
+                "weights": {"w0": w0, "sigma": 5.0},
+                "data": {"annotation": "instances", "val_fraction": 0.0},
+                "seed": 0,
+            }
+        ],
+    )
     run = out / f"w0_{w0:g}"
     fit(cfg, run, samples=data, progress=False)
     return str(run)
@@ -71,8 +82,14 @@ def evaluate(run: str) -> dict[str, float]:
         covered = (table[1:, 1:] > 0.5 * sizes_t[None, 1:]).sum(1)  # true cells mostly inside
         merges += int((covered >= 2).sum())
     p, r = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
-    return {"iou": cm.scores()["iou"], "precision": p, "recall": r,
-            "f1": 2 * p * r / max(p + r, 1e-9), "merges": merges, "true_cells": tp + fn}
+    return {
+        "iou": cm.scores()["iou"],
+        "precision": p,
+        "recall": r,
+        "f1": 2 * p * r / max(p + r, 1e-9),
+        "merges": merges,
+        "true_cells": tp + fn,
+    }
 
 
 def main() -> None:
@@ -86,8 +103,10 @@ def main() -> None:
     results = {Path(r).name: evaluate(r) for r in runs}
     print(f"{'run':<8}{'fg IoU':>8}{'precision':>11}{'recall':>8}{'F1@0.5':>8}{'merges':>8}")
     for name, r in results.items():
-        print(f"{name:<8}{r['iou']:>8.3f}{r['precision']:>11.3f}{r['recall']:>8.3f}"
-              f"{r['f1']:>8.3f}{r['merges']:>8d}")
+        print(
+            f"{name:<8}{r['iou']:>8.3f}{r['precision']:>11.3f}{r['recall']:>8.3f}"
+            f"{r['f1']:>8.3f}{r['merges']:>8d}"
+        )
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
 
 

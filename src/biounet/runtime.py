@@ -4,11 +4,12 @@
 system. By default glibc serves every request of 32 MiB or more (its largest dynamic ``mmap``
 threshold) with a fresh ``mmap`` and returns it with ``munmap`` on ``free``. A U-Net's activations
 are tens to hundreds of MiB each, so every forward pass allocates them anew and page-faults every
-page of them once more (the kernel zero-fills each page): on a 2-core CPU that is a fifth to a
-quarter of the forward time of the paper's network. Raising the ``mmap`` threshold cannot help,
-because glibc caps it at 32 MiB; disabling ``mmap`` for ``malloc`` (``M_MMAP_MAX = 0``) and
-keeping freed memory at the top of the heap (a large ``M_TRIM_THRESHOLD``) does: the buffers are
-reused from the heap, already mapped, and the page faults disappear.
+page of them once more (the kernel zero-fills each page): on a 2-core CPU that is about a fifth
+of the forward time of the paper's network (see ``benchmarks/inference.py``). Raising the
+``mmap`` threshold cannot help, because glibc caps it at 32 MiB; disabling ``mmap`` for
+``malloc`` (``M_MMAP_MAX = 0``) and keeping freed memory at the top of the heap (a large
+``M_TRIM_THRESHOLD``) does: the buffers are reused from the heap, already mapped, and the page
+faults disappear.
 
 The price: memory freed by the process stays mapped (up to the trim threshold, 2 GiB here)
 instead of going back to the OS, so the resident size stays at its peak. Call
