@@ -15,6 +15,10 @@ The price: memory freed by the process stays mapped (up to the trim threshold, 2
 instead of going back to the OS, so the resident size stays at its peak. Call
 ``ctypes.CDLL("libc.so.6").malloc_trim(0)`` to give it back explicitly.
 
+:func:`biounet.predict`, :func:`biounet.fit` and the ``biounet`` command call
+:func:`auto_tune_allocator` when they run on a CPU; set ``BIOUNET_TUNE_ALLOCATOR=0`` in the
+environment to keep glibc's defaults.
+
 The same settings can be made without code, before the process starts, with
 ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647`` or
 ``GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647``.
@@ -23,10 +27,11 @@ The same settings can be made without code, before the process starts, with
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 import threading
 
-__all__ = ["TRIM_THRESHOLD", "allocator_tuned", "tune_allocator"]
+__all__ = ["TRIM_THRESHOLD", "allocator_tuned", "auto_tune_allocator", "tune_allocator"]
 
 #: ``mallopt`` parameter numbers, from glibc's ``<malloc.h>``
 _M_TRIM_THRESHOLD = -1
@@ -96,3 +101,14 @@ def tune_allocator() -> bool:
 def allocator_tuned() -> bool:
     """Whether :func:`tune_allocator` has tuned the allocator in this process."""
     return _tuned
+
+
+def auto_tune_allocator() -> bool:
+    """:func:`tune_allocator`, unless ``BIOUNET_TUNE_ALLOCATOR`` is ``0``/``false``/``no``/``off``.
+
+    Called by biounet's own CPU entry points (:func:`biounet.predict`, :func:`biounet.fit`, the
+    command line). Returns whether the allocator is tuned afterwards.
+    """
+    if os.environ.get("BIOUNET_TUNE_ALLOCATOR", "").strip().lower() in {"0", "false", "no", "off"}:
+        return _tuned
+    return tune_allocator()

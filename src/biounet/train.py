@@ -33,6 +33,7 @@ from .losses import dice_ce_loss
 from .metrics import ConfusionMatrix
 from .model.unet import UNet
 from .runlog import MetricsLog
+from .runtime import auto_tune_allocator
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +220,8 @@ def fit(
         world,
     )
 
+    if device.type == "cpu":
+        auto_tune_allocator()
     model.to(device)
     if cfg.channels_last:
         fmt = torch.channels_last if d.ndim == 2 else torch.channels_last_3d
