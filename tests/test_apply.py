@@ -152,9 +152,41 @@ def test_checkpoint_for_other_channels_is_a_clear_error(tmp_path, images, capsys
     )
     err = capsys.readouterr().err
     assert (
-        "im0.png: image of shape (1, 30, 41) has 1 channel(s) on axis 0, but the model expects 3"
-        in err
-    )
+        "im0.png: image of shape (1, 30, 41) has 1 channel(s) on axis 0, but the model expects 3; "
+        "the model was trained on 3-channel images: convert the image (e.g. to 3 channels) or "
+        "use a model trained on 1-channel images"
+    ) in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_output_folder_that_cannot_be_used_is_one_line(model_path, images, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    for out in (blocker, blocker / "sub"):
+        assert main(["predict", str(model_path), str(images), "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == (
+            f"biounet predict: error: {out}: cannot use it as the output folder; {blocker} is a "
+            "file. Give a folder path"
+        )
+    assert blocker.read_text() == "not a folder"
+
+
+def test_unsupported_and_corrupt_inputs_are_one_line(model_path, tmp_path, capsys) -> None:
+    odd = tmp_path / "scan.xyz"
+    odd.write_text("?")
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out = tmp_path / "o"
+    assert main(["predict", str(model_path), str(odd), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"biounet predict: error: {odd}: unknown image format '.xyz'")
+    assert main(["predict", str(model_path), str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"biounet predict: error: {bad}: cannot read the file")
+    assert "corrupt or truncated" in err and len(err.splitlines()) == 1
+    assert list(out.iterdir()) == []  # nothing half-written
 
 
 def test_instance_labels_are_written(model_path, images, tmp_path) -> None:
@@ -199,3 +231,10 @@ def test_predict_then_evaluate(model_path, images, tmp_path, capsys) -> None:
     )
     text = capsys.readouterr().out
     assert "3 image(s) segmented" in text and "pixel_error" in text and "over all images" in text
+    import json
+
+    report = json.loads((out / "evaluation.json").read_text())
+    assert [r["image"] for r in report["images"]] == ["im0", "im1", "im2"]
+    assert report["summary"]["images"] == 3
+    csv_lines = (out / "evaluation.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("image,") and len(csv_lines) == 4

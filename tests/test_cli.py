@@ -44,7 +44,8 @@ def test_unknown_preset_is_one_clear_line(capsys) -> None:
     err = capsys.readouterr().err
     assert err.strip() == (
         "biounet inspect: error: unknown preset 'ronneberger': did you mean 'ronneberger2015'? "
-        "(choices: 'ronneberger2015', 'narrow', 'narrow3d')"
+        "(choices: 'ronneberger2015', 'narrow', 'narrow3d') (or give a checkpoint file or run "
+        "folder)"
     )
 
 
@@ -56,3 +57,41 @@ def test_console_script_runs() -> None:
         check=True,
     )
     assert out.stdout.startswith("biounet ")
+
+
+def test_inspect_a_trained_model(tmp_path, capsys) -> None:
+    import torch
+
+    import biounet
+    from biounet.checkpoint import save_checkpoint
+    from biounet.data import Normalizer
+
+    torch.manual_seed(0)
+    net = biounet.UNet(depth=2, base_width=4)
+    (tmp_path / "run").mkdir()
+    path = save_checkpoint(
+        tmp_path / "run" / "best.pt",
+        net,
+        iteration=7,
+        normalize=Normalizer(mode="percentile", low=2.0, high=99.0).to_dict(),
+        class_names=["background", "cell"],
+        tile=60,
+    )
+    assert main(["inspect", str(tmp_path / "run"), "--count", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{path}: a trained U-Net")
+    assert f"parameters: {net.count_parameters():,}" in out
+    assert f"margin: {net.margin} px per side" in out
+    assert "tile 60 -> output 20 px" in out
+    assert "valid tile sizes near 60 (input->output): 56->16  [60->20]" in out
+    assert "FLOPs per output pixel at tile 60" in out
+    assert "checkpoint: " in out and "(iteration 7, biounet " in out
+    assert "classes: background, cell" in out
+    assert "normalisation applied by predict: mode=percentile, low=2.0, high=99.0" in out
+
+
+def test_inspect_missing_checkpoint_is_one_line(tmp_path, capsys) -> None:
+    assert main(["inspect", str(tmp_path / "gone.pt")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"biounet inspect: error: {tmp_path / 'gone.pt'}: no such checkpoint"
+    )

@@ -33,6 +33,7 @@ import numpy as np
 
 from .data.io import (
     READ_EXTENSIONS,
+    ensure_folder,
     file_stem,
     is_image_file,
     read_image_file,
@@ -158,10 +159,7 @@ def predict_files(
     from tqdm.auto import tqdm
 
     o = options or PredictOptions()
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if not os.access(out_dir, os.W_OK):
-        raise PermissionError(f"{out_dir}: the output folder is not writable")
+    out_dir = ensure_folder(out)
     files = shard_of(expand_inputs(inputs), shard)
     written = []
     for path in tqdm(

@@ -29,12 +29,37 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser(
-        "inspect",
-        help="architecture, parameter count, margin and valid tile sizes of a preset",
-        description="Summarise a U-Net preset: layers, feature-map sizes for a tile, parameter "
-        "count, FLOPs per output pixel, the margin and the valid tile sizes near a size.",
+        "demo",
+        help="train, segment, evaluate and report on built-in synthetic cells (no download)",
+        description="Generate the synthetic cells dataset, train the cpu preset for a few "
+        "minutes, segment held-out images with overlap-tile inference, score them (IoU, SEG, "
+        "AP@0.5) and write a run folder with the model, predictions, scores and report.html. "
+        "With --data, the same on your dataset (its validation images are the held-out set).",
     )
-    p.add_argument("preset", metavar="PRESET", help="a preset name, e.g. ronneberger2015")
+    p.add_argument("--out", metavar="RUN", help="run folder (default: ./biounet-demo, -2, ...)")
+    p.add_argument("--data", metavar="DIR", help="your dataset instead of the synthetic cells")
+    p.add_argument(
+        "--minutes", type=float, default=5.0, metavar="M", help="training time (default 5)"
+    )
+    p.add_argument("--images", type=int, default=16, metavar="N", help="synthetic training images")
+    p.add_argument("--test-images", type=int, default=4, metavar="N", help="synthetic test images")
+    p.add_argument("--size", type=int, default=256, metavar="PX", help="synthetic image side")
+    p.add_argument("--task", choices=["cells", "semantic"], help="metrics (default: from data)")
+    p.add_argument("--no-report", action="store_true", help="skip report.html")
+    _training_flags(p)
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser(
+        "inspect",
+        help="architecture, parameters, margin and valid tiles of a preset or trained model",
+        description="Summarise a U-Net preset or a trained model (checkpoint or run folder): "
+        "layers, feature-map sizes for a tile, parameter count, FLOPs per output pixel, the "
+        "margin, the valid tile sizes near a size and, for a model, the normalisation stored "
+        "with it.",
+    )
+    p.add_argument(
+        "preset", metavar="MODEL|PRESET", help="a checkpoint, a run folder or a preset name"
+    )
     p.add_argument(
         "--near",
         type=int,
@@ -66,29 +91,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="cpu", help="ronneberger2015, cpu or gpu (default: cpu)")
     p.add_argument("--config", metavar="FILE", help="YAML file of settings over the preset")
     p.add_argument("--iterations", type=int, metavar="N")
-    p.add_argument("--batch-size", type=int, metavar="N")
-    p.add_argument("--lr", type=float, metavar="LR", help="learning rate")
-    p.add_argument("--tile", type=int, metavar="PX", help="input tile (rounded up to a valid size)")
-    p.add_argument("--val", metavar="DIR", help="a separate validation set")
-    p.add_argument("--val-names", metavar="NAME", nargs="+", help="validation samples by name")
-    p.add_argument("--val-fraction", type=float, metavar="F", help="random validation share")
-    p.add_argument("--annotation", choices=["binary", "classes", "instances"])
-    p.add_argument("--foreground", type=int, metavar="V", help="object value in binary masks")
-    p.add_argument("--num-classes", type=int, metavar="K")
-    p.add_argument("--ignore", type=int, metavar="V", help="value of unannotated pixels")
-    p.add_argument("--workers", type=int, metavar="N", help="data-loader processes")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--deterministic", action="store_true", default=None)
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any setting, e.g. --set optim.lr=0.001 --set augment.rotate=0",
-    )
+    _training_flags(p)
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser(
@@ -168,6 +172,49 @@ _FLAGS = {
 }
 
 
+def _training_flags(p: argparse.ArgumentParser) -> None:
+    """Options of ``train`` that ``demo`` shares (see ``_FLAGS``)."""
+    p.add_argument("--batch-size", type=int, metavar="N")
+    p.add_argument("--lr", type=float, metavar="LR", help="learning rate")
+    p.add_argument("--tile", type=int, metavar="PX", help="input tile (rounded up to a valid size)")
+    p.add_argument("--val", metavar="DIR", help="a separate validation set")
+    p.add_argument("--val-names", metavar="NAME", nargs="+", help="validation samples by name")
+    p.add_argument("--val-fraction", type=float, metavar="F", help="random validation share")
+    p.add_argument("--annotation", choices=["binary", "classes", "instances"])
+    p.add_argument("--foreground", type=int, metavar="V", help="object value in binary masks")
+    p.add_argument("--num-classes", type=int, metavar="K")
+    p.add_argument("--ignore", type=int, metavar="V", help="value of unannotated pixels")
+    p.add_argument("--workers", type=int, metavar="N", help="data-loader processes")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--deterministic", action="store_true", default=None)
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any setting, e.g. --set optim.lr=0.001 --set augment.rotate=0",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _overrides(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """``--set`` settings, then the named flags, as nested dicts over the configuration."""
+    from .config import parse_override
+
+    overrides = [parse_override(o) for o in args.overrides]
+    for flag, keys in _FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            d: dict = {}
+            node = d
+            for k in keys[:-1]:
+                node = node.setdefault(k, {})
+            node[keys[-1]] = value
+            overrides.append(d)
+    return overrides
+
+
 def _evaluation_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--task",
@@ -213,21 +260,35 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    result = run_demo(
+        args.out,
+        data=args.data,
+        minutes=args.minutes,
+        n_train=args.images,
+        n_test=args.test_images,
+        size=args.size,
+        seed=args.seed if args.seed is not None else 0,
+        overrides=[o for o in _overrides(args) if "seed" not in o],
+        task=args.task,
+        report=not args.no_report,
+        progress=False if args.no_progress else None,
+    )
+    print(f"run folder: {result.run} ({result.minutes:.1f} min)")
+    print(f"held-out images: {len(result.rows)}; {result.headline()}")
+    if result.report is not None:
+        print(f"report: {result.report.resolve()}")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .config import build_config, load_config, merge, parse_override, to_dict
+    from .config import build_config, load_config, merge, to_dict
 
-    overrides = [parse_override(o) for o in args.overrides]
-    for flag, keys in _FLAGS.items():
-        value = getattr(args, flag)
-        if value is not None:
-            d: dict = {}
-            node = d
-            for k in keys[:-1]:
-                node = node.setdefault(k, {})
-            node[keys[-1]] = value
-            overrides.append(d)
+    overrides = _overrides(args)
     if args.data:
         overrides.append({"data": {"path": str(Path(args.data))}})
     if args.resume:
@@ -295,7 +356,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     )
     print(f"{len(done)} image(s) segmented into {args.out}")
     if args.truth:
-        from .evaluate import evaluate_files, format_table
+        from pathlib import Path
+
+        from .evaluate import evaluate_files, format_table, write_reports
 
         suffix = {
             "cells": "_labels" if args.instances else "_mask",
@@ -306,6 +369,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             args.out, args.truth, _eval_options(args, task), pred_suffix=suffix
         )
         print(format_table(rows, summary))
+        out = Path(args.out)
+        write_reports(
+            rows, summary, json_path=out / "evaluation.json", csv_path=out / "evaluation.csv"
+        )
+        print(f"scores written to {out / 'evaluation.json'} and {out / 'evaluation.csv'}")
     return 0
 
 
@@ -317,12 +385,23 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from ._checks import look_up
     from .model.presets import PRESETS
-    from .model.summary import describe
+    from .model.summary import describe, describe_checkpoint
 
-    name = look_up(args.preset, list(PRESETS), "preset")
-    print(describe(name, near=args.near, count=args.count, flops=not args.no_flops))
+    kw = {"near": args.near, "count": args.count, "flops": not args.no_flops}
+    if args.preset not in PRESETS and (
+        Path(args.preset).exists() or args.preset.endswith((".pt", ".pth")) or "/" in args.preset
+    ):
+        print(describe_checkpoint(args.preset, **kw))
+        return 0
+    try:
+        name = look_up(args.preset, list(PRESETS), "preset")
+    except ValueError as e:
+        raise ValueError(f"{e} (or give a checkpoint file or run folder)") from None
+    print(describe(name, **kw))
     return 0
 
 
@@ -338,6 +417,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except (ValueError, FileNotFoundError, FileExistsError, PermissionError, TypeError) as e:
         print(f"biounet {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # disk full, a path through a file, ...: one line, not a traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"biounet {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"biounet {args.command}: interrupted", file=sys.stderr)

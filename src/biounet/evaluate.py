@@ -220,8 +220,8 @@ def evaluate(
                 pq=m["panoptic_quality"],
                 seg=seg_score(t_inst, p_inst),
                 iou=cm.scores()["iou"],
-                objects=m["n_true"],
-                found=m["n_pred"],
+                objects=int(m["n_true"]),
+                found=int(m["n_pred"]),
             )
         else:
             t_mem = _truth_mask(truth, o.truth_foreground)

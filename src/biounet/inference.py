@@ -103,7 +103,9 @@ def _as_channels_first(image: Any, model: UNet) -> Any:
             hint = (
                 "; the channels look last: pass numpy.moveaxis(image, -1, 0)"
                 if shape[-1] == c
-                else ""
+                else f"; the model was trained on {c}-channel images: convert the image "
+                f"(e.g. to {'greyscale' if c == 1 else f'{c} channels'}) or use a model "
+                f"trained on {shape[0]}-channel images"
             )
             raise ValueError(
                 f"image of shape {shape} has {shape[0]} channel(s) on axis 0, but the model "

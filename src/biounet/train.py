@@ -27,6 +27,7 @@ from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_sta
 from .config import TrainConfig, save_config, to_dict
 from .data.annotations import AnnotationSpec
 from .data.dataset import TileDataset, TrainImage, prepare
+from .data.io import ensure_folder
 from .data.layouts import Sample, find_dataset
 from .data.normalize import Normalizer
 from .losses import dice_ce_loss
@@ -181,7 +182,7 @@ def fit(
     elif rank == 0 and last.exists():
         raise FileExistsError(f"{run} already holds a run; use --resume or another --out")
     if rank == 0:
-        run.mkdir(parents=True, exist_ok=True)
+        ensure_folder(run, "run folder")
         save_config(cfg, run / "config.yaml")
 
     d = cfg.data

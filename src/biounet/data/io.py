@@ -214,6 +214,27 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def ensure_folder(path: str | os.PathLike[str], what: str = "output folder") -> Path:
+    """Create folder ``path`` (and its parents) if needed; a clear error if it cannot be written.
+
+    Raises FileExistsError when ``path`` or one of its parents is a file, PermissionError
+    when the folder cannot be created or written.
+    """
+    p = Path(path)
+    for q in (p, *p.parents):
+        if q.exists() and not q.is_dir():
+            raise FileExistsError(
+                f"{p}: cannot use it as the {what}; {q} is a file. Give a folder path"
+            )
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PermissionError(f"{p}: cannot create the {what} ({e.strerror})") from e
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise PermissionError(f"{p}: the {what} is not writable")
+    return p
+
+
 def write_image(
     path: str | os.PathLike[str], array: np.ndarray, *, axes: str | None = None
 ) -> Path:

@@ -45,10 +45,58 @@ def valid_sizes_near(geometry: Geometry, near: int, count: int = 3) -> list[int]
 def describe(name: str, *, near: int | None = None, count: int = 3, flops: bool = True) -> str:
     """A multi-line summary of preset ``name``: layers, sizes, parameters, margin, tiles."""
     preset = PRESETS[name]
-    model = UNet.from_preset(name)
+    return describe_model(
+        UNet.from_preset(name),
+        f"{name}: {preset.description}",
+        near=near if near is not None else preset.tile,
+        count=count,
+        flops=flops,
+    )
+
+
+def describe_checkpoint(
+    path: str, *, near: int | None = None, count: int = 3, flops: bool = True
+) -> str:
+    """:func:`describe_model` for a trained model (checkpoint file or run folder).
+
+    Adds what was stored beside its weights: classes, training tile and iteration, and the
+    intensity normalisation that :func:`biounet.predict` applies.
+    """
+    from ..checkpoint import load, load_checkpoint
+
+    ck = load_checkpoint(path)
+    model = load(path)
+    norm = model.normalizer.to_dict() if model.normalizer is not None else None
+    norm_text = (
+        "none stored (images go to the network unchanged)"
+        if norm is None
+        else ", ".join(f"{k}={v}" for k, v in norm.items() if v is not None)
+    )
+    extra = [
+        f"  checkpoint: {ck['path']} (iteration {ck.get('iteration', '?')}, "
+        f"biounet {ck.get('biounet_version', '?')})",
+        f"  classes: {', '.join(model.class_names) or model.config.num_classes}",
+        f"  training tile: {model.tile if model.tile is not None else 'not stored'}",
+        f"  normalisation applied by predict: {norm_text}",
+    ]
+    tile = model.tile[0] if isinstance(model.tile, (list, tuple)) else model.tile
+    near = near if near is not None else int(tile) if tile else 572 if model.ndim == 2 else 132
+    body = describe_model(
+        model, f"{ck['path']}: a trained U-Net", near=near, count=count, flops=flops
+    )
+    return body + "\n" + "\n".join(extra)
+
+
+def describe_model(
+    model: UNet, title: str, *, near: int, count: int = 3, flops: bool = True
+) -> str:
+    """A multi-line summary of ``model`` under the line ``title``.
+
+    Layers, feature-map sizes for the valid tile nearest ``near`` px, parameters, margin, the
+    valid tiles near ``near`` and the FLOPs per output pixel.
+    """
     c, g = model.config, model.geometry
     widths = [c.base_width * 2**level for level in range(c.depth + 1)]
-    near = near if near is not None else preset.tile
     tile = g.nearest_valid_sizes(near)[1]
     trace = g.trace(tile)
     if trace is None:  # pragma: no cover - nearest_valid_sizes returns valid sizes
@@ -58,7 +106,7 @@ def describe(name: str, *, near: int | None = None, count: int = 3, flops: bool 
     k = "x".join([str(c.kernel_size)] * c.ndim)
     two = "x".join(["2"] * c.ndim)
     lines = [
-        f"{name}: {preset.description}",
+        title,
         f"  {c.ndim}D U-Net: {c.in_channels} input channel(s), {c.num_classes} classes, "
         f"depth {c.depth}, widths {'-'.join(map(str, widths))}",
         f"  {c.convs_per_block} x {c.padding} {k} conv "
