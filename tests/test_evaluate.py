@@ -117,3 +117,44 @@ def test_evaluate_command_writes_json_and_csv(tmp_path, capsys) -> None:
 def test_size_mismatch_is_named() -> None:
     with pytest.raises(ValueError, match=r"img: prediction \(5, 5\) and truth \(6, 6\) differ"):
         evaluate([("img", np.zeros((5, 5), int), np.zeros((6, 6), int))], EvalOptions("semantic"))
+
+
+@pytest.mark.parametrize("value", [255, 1])
+def test_semantic_truth_in_any_two_values(value) -> None:
+    truth = np.zeros((10, 10), np.uint8)
+    truth[:5] = value
+    pred = np.zeros((10, 10), np.uint8)
+    pred[:4] = 255  # 10 of the 50 object pixels missed
+    rows, _ = evaluate([("a", pred, truth)], EvalOptions("semantic"))
+    assert rows[0]["pixel_error"] == pytest.approx(0.10)
+    assert rows[0]["iou"] == pytest.approx(40 / 50)
+    # the value of the objects named explicitly: the other value is background
+    rows, _ = evaluate([("a", pred, truth)], EvalOptions("semantic", truth_foreground=0))
+    assert rows[0]["pixel_error"] == pytest.approx(0.90)
+
+
+def test_semantic_scores_of_instance_truth_count_every_object(caplog) -> None:
+    truth = disks()
+    rows, _ = evaluate([("a", (truth > 0).astype(np.uint8) * 255, truth)], EvalOptions("semantic"))
+    assert rows[0]["pixel_error"] == 0.0 and rows[0]["iou"] == 1.0
+    assert "--task cells scores objects" in caplog.text
+
+
+def test_a_folder_of_predict_outputs_scores_the_output_the_task_needs(tmp_path) -> None:
+    pred, truth = tmp_path / "pred", tmp_path / "truth"
+    pred.mkdir()
+    truth.mkdir()
+    lab = disks()
+    write_labels(truth / "a.tif", lab)
+    write_image(pred / "a_mask.png", ((lab > 0) * 255).astype(np.uint8))
+    write_labels(pred / "a_labels.tif", lab)
+    write_image(pred / "a_overlay.png", np.zeros((64, 64, 3), np.uint8))
+    for task, name in (("cells", "a_labels.tif"), ("semantic", "a_mask.png")):
+        rows, _ = evaluate_files(pred, truth, EvalOptions(task))
+        assert [r["image"] for r in rows] == ["a"]
+        from biounet.evaluate import PREFERRED
+
+        ((_, (chosen, _), _),) = pair_files(pred, truth, prefer=PREFERRED[task])
+        assert chosen.name == name
+    rows, _ = evaluate_files(pred, truth, EvalOptions("cells"))
+    assert rows[0]["f1"] == 1.0 and rows[0]["found"] == 2

@@ -18,6 +18,9 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from .checkpoint import load
+    from .config import build_config
+    from .data.io import read_image
+    from .evaluate import EvalOptions, evaluate
     from .inference import predict
     from .model import PRESETS, Geometry, UNet, UNetConfig
     from .tiling import tile_apply
@@ -34,17 +37,25 @@ _LAZY = {
     "load": "biounet.checkpoint",
     "tile_apply": "biounet.tiling",
     "weight_map": "biounet.weightmap",
+    "build_config": "biounet.config",
+    "read_image": "biounet.data.io",
+    "evaluate": "biounet.evaluate",
+    "EvalOptions": "biounet.evaluate",
 }
 
 __all__ = [
     "PRESETS",
+    "EvalOptions",
     "Geometry",
     "UNet",
     "UNetConfig",
     "__version__",
+    "build_config",
+    "evaluate",
     "fit",
     "load",
     "predict",
+    "read_image",
     "tile_apply",
     "weight_map",
 ]

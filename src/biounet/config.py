@@ -331,13 +331,19 @@ def build_config(
     preset: str = "cpu",
     file: str | Path | None = None,
     overrides: list[dict[str, Any]] | None = None,
+    **settings: Any,
 ) -> TrainConfig:
-    """Preset, then the YAML ``file``, then ``overrides``; validated."""
+    """Preset, then the YAML ``file``, then ``overrides``, then ``settings``; validated.
+
+    ``settings`` are top-level keys, nested sections as dicts, e.g.
+    ``build_config("cpu", data={"path": "DATA"}, max_minutes=5)``; unknown keys get a
+    did-you-mean.
+    """
     name = look_up(preset, list(TRAIN_PRESETS), "training preset")
     d: dict[str, Any] = merge({"preset": name}, TRAIN_PRESETS[name])
     if file is not None:
         d = merge(d, _read_yaml(file))
-    for o in overrides or []:
+    for o in [*(overrides or []), settings]:
         d = merge(d, o)
     cfg: TrainConfig = _build(TrainConfig, d, "")
     return cfg.validate()

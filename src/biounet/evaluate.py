@@ -82,7 +82,9 @@ def _images(path: Path, suffix: str | None = None) -> list[tuple[str, Path, int 
         files = sorted(
             p
             for p in path.iterdir()
-            if is_image_file(p) and (suffix is None or p.name.split(".")[0].endswith(suffix))
+            if is_image_file(p)
+            and (suffix is None or p.name.split(".")[0].endswith(suffix))
+            and not p.name.split(".")[0].endswith("_overlay")  # pictures, not predictions
         )
         if not files:
             raise ValueError(f"{path}: the folder holds no images")
@@ -94,18 +96,39 @@ def _images(path: Path, suffix: str | None = None) -> list[tuple[str, Path, int 
     return [(_key(path), path, None)]
 
 
+#: which of ``biounet predict``'s outputs of one image a task scores, first found first
+PREFERRED = {
+    "semantic": ("_mask", "_probs", "_labels"),
+    "cells": ("_labels", "_probs", "_mask"),
+    "membranes": ("_probs", "_mask"),
+}
+
+
+def _rank(path: Path, prefer: Sequence[str]) -> int:
+    stem = path.name.split(".")[0]
+    return next((i for i, s in enumerate(prefer) if stem.endswith(s)), len(prefer))
+
+
 def pair_files(
-    pred: str | Path, truth: str | Path, *, pred_suffix: str | None = None
+    pred: str | Path,
+    truth: str | Path,
+    *,
+    pred_suffix: str | None = None,
+    prefer: Sequence[str] = PREFERRED["semantic"],
 ) -> list[tuple[str, tuple, tuple]]:
     """Predictions paired with truth by stem (or page).
 
-    Images on one side only are named in a warning and not scored (so a held-out subset can be
-    scored against a full ground-truth folder); no pair at all is an error.
+    Where a folder holds several outputs of one image (``a_mask.png``, ``a_labels.tif``,
+    ``a_probs.tif``), the first suffix of ``prefer`` found is scored. Images on one side only
+    are named in a warning and not scored (so a held-out subset can be scored against a full
+    ground-truth folder); no pair at all is an error.
     """
     p_items, t_items = _images(Path(pred), pred_suffix), _images(Path(truth))
     if len(p_items) == len(t_items) and all(p[2] is not None for p in p_items + t_items):
         return [(t[0], p[1:], t[1:]) for p, t in zip(p_items, t_items)]  # stack vs stack
-    preds = {k: (f, i) for k, f, i in p_items}
+    preds: dict[str, tuple[Path, int | None]] = {}
+    for k, f, i in sorted(p_items, key=lambda item: -_rank(item[1], prefer)):
+        preds[k] = (f, i)  # the preferred output comes last and wins
     truths = {k for k, _, _ in t_items}
     missing = [k for k, _, _ in t_items if k not in preds]
     extra = sorted(set(preds) - truths)
@@ -145,6 +168,33 @@ def _truth_mask(truth: np.ndarray, fg: int | None) -> np.ndarray:
     return mask
 
 
+def _truth_classes(name: str, pred: np.ndarray, truth: np.ndarray, o: EvalOptions) -> np.ndarray:
+    """The class map of a semantic ground truth.
+
+    ``truth_foreground`` given: that value is class 1, all else 0. Else a two-valued mask
+    (0/255) is binary with the larger value as foreground; else the values are class indices,
+    unless the prediction has two classes only and the truth more values, as instance labels
+    have: then every non-zero value is foreground (with a warning).
+    """
+    if o.truth_foreground is not None:
+        return np.asarray(truth == o.truth_foreground, dtype=np.int64)
+    values = np.unique(truth)
+    if o.num_classes is None and len(values) == 2 and values.max() > 1:
+        return np.asarray(truth == values.max(), dtype=np.int64)
+    binary_pred = (pred.ndim == truth.ndim + 1 and pred.shape[0] == 2) or (
+        pred.ndim == truth.ndim and len(np.unique(pred)) <= 2
+    )
+    if o.num_classes is None and len(values) > 2 and binary_pred:
+        log.warning(
+            "%s: the truth holds %d values but the prediction 2 classes; scoring every non-zero "
+            "truth value as foreground (instance labels? --task cells scores objects)",
+            name,
+            len(values),
+        )
+        return np.asarray(truth > 0, dtype=np.int64)
+    return truth.astype(np.int64)
+
+
 def _class_map(pred: np.ndarray, truth_ndim: int, o: EvalOptions) -> np.ndarray:
     if pred.ndim == truth_ndim + 1:  # probabilities (C, *S)
         if pred.shape[0] == 2 and o.threshold != 0.5:
@@ -178,8 +228,10 @@ def evaluate(
     look_up(o.task, TASKS, "task")
     rows: list[dict[str, Any]] = []
     k = o.num_classes or 2
-    if o.task == "semantic" and o.num_classes is None:
-        k = max(2, *(int(t.max()) + 1 for _, _, t in pairs)) if pairs else 2
+    if o.task == "semantic":
+        pairs = [(name, pred, _truth_classes(name, pred, truth, o)) for name, pred, truth in pairs]
+        if o.num_classes is None:
+            k = max(2, *(int(t.max()) + 1 for _, _, t in pairs)) if pairs else 2
     total_cm = ConfusionMatrix(k)
     acc = InstanceAccumulator()
     for name, pred, truth in pairs:
@@ -276,7 +328,8 @@ def evaluate_files(
     pred: str | Path, truth: str | Path, options: EvalOptions, *, pred_suffix: str | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """:func:`evaluate` on files: ``pred`` and ``truth`` are folders or stacks."""
-    pairs = pair_files(pred, truth, pred_suffix=pred_suffix)
+    look_up(options.task, TASKS, "task")
+    pairs = pair_files(pred, truth, pred_suffix=pred_suffix, prefer=PREFERRED[options.task])
     return evaluate([(name, _load(p), _load(t)) for name, p, t in pairs], options)
 
 

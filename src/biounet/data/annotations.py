@@ -100,8 +100,8 @@ def to_target(annotation: np.ndarray, spec: AnnotationSpec, *, name: str = "mask
         if len(values) > 2:
             raise ValueError(
                 f"{name}: a binary mask holds at most 2 values (plus the ignore value), found "
-                f"{_listed(values)}; for more classes use kind='classes', for objects "
-                "kind='instances'"
+                f"{_listed(values)}; class maps need annotation 'classes' (--annotation classes), "
+                "instance labels annotation 'instances' (--annotation instances)"
             )
         fg = (
             spec.foreground
