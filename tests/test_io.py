@@ -121,3 +121,15 @@ def test_writes_are_atomic(tmp_path) -> None:
             raise RuntimeError("interrupted")
     np.testing.assert_array_equal(read_image(target), np.ones((3, 3), np.uint8))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif"]
+
+
+def test_written_files_get_the_usual_mode_not_a_private_one(tmp_path) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = write_image(tmp_path / "m.png", np.zeros((4, 4), np.uint8))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

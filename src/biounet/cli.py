@@ -144,6 +144,34 @@ def _build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser(
+        "report",
+        help="a self-contained HTML report page of a run",
+        description="Write RUN/report.html: configuration, learning curves, scores and a "
+        "gallery of input / ground truth / prediction / weight map for a few validation "
+        "images. Self-contained: it opens without network access.",
+    )
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--out", metavar="HTML", help="where to write (default RUN/report.html)")
+    p.add_argument("--images", type=int, default=4, metavar="N", help="gallery size (default 4)")
+    p.add_argument("--device", default="cpu", help="for the gallery's predictions")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser(
+        "export",
+        help="the network alone as TorchScript or ONNX, checked against PyTorch",
+        description="Export MODEL's network (tiling stays in biounet) as TorchScript or ONNX, "
+        "check it numerically against the PyTorch model (ONNX through onnxruntime) and write "
+        "a JSON beside it with the input axes, valid tiles, margin, classes and normalisation.",
+    )
+    p.add_argument("model", metavar="MODEL", help="checkpoint (.pt) or run folder")
+    p.add_argument("--format", required=True, choices=["torchscript", "onnx"])
+    p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument("--tile", type=int, metavar="PX", help="example tile (default: fitted)")
+    p.add_argument("--atol", type=float, default=1e-4, help="largest allowed difference")
+    p.add_argument("--no-check", action="store_true", help="skip the numerical check")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser(
         "plot",
         help="learning curves of a run as PNG",
         description="Write RUN/learning_curves.png from RUN/metrics.jsonl.",
@@ -374,6 +402,30 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             rows, summary, json_path=out / "evaluation.json", csv_path=out / "evaluation.csv"
         )
         print(f"scores written to {out / 'evaluation.json'} and {out / 'evaluation.csv'}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    page = write_report(args.run, args.out, n_gallery=args.images, device=args.device)
+    print(f"report: {page}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .checkpoint import load
+    from .export import export_model
+
+    report = export_model(
+        load(args.model),
+        args.out,
+        format=args.format,
+        tile_shape=args.tile,
+        check=not args.no_check,
+        atol=args.atol,
+    )
+    print(report.summary())
     return 0
 
 
