@@ -6,7 +6,7 @@ import tifffile
 
 from biounet.cli import main
 from biounet.data import write_image, write_labels
-from biounet.evaluate import EvalOptions, evaluate, evaluate_files, pair_files
+from biounet.evaluation import EvalOptions, evaluate, evaluate_files, pair_files
 
 
 def disks(shape=(64, 64), centres=((16, 16), (40, 44)), r=8, shift=(0, 0)) -> np.ndarray:
@@ -152,7 +152,7 @@ def test_a_folder_of_predict_outputs_scores_the_output_the_task_needs(tmp_path) 
     for task, name in (("cells", "a_labels.tif"), ("semantic", "a_mask.png")):
         rows, _ = evaluate_files(pred, truth, EvalOptions(task))
         assert [r["image"] for r in rows] == ["a"]
-        from biounet.evaluate import PREFERRED
+        from biounet.evaluation import PREFERRED
 
         ((_, (chosen, _), _),) = pair_files(pred, truth, prefer=PREFERRED[task])
         assert chosen.name == name

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .checkpoint import load
     from .config import build_config
     from .data.io import read_image
-    from .evaluate import EvalOptions, evaluate
+    from .evaluation import EvalOptions, evaluate
     from .inference import predict
     from .model import PRESETS, Geometry, UNet, UNetConfig
     from .tiling import tile_apply
@@ -39,8 +39,8 @@ _LAZY = {
     "weight_map": "biounet.weightmap",
     "build_config": "biounet.config",
     "read_image": "biounet.data.io",
-    "evaluate": "biounet.evaluate",
-    "EvalOptions": "biounet.evaluate",
+    "evaluate": "biounet.evaluation",
+    "EvalOptions": "biounet.evaluation",
 }
 
 __all__ = [

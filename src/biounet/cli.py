@@ -267,7 +267,7 @@ def _evaluation_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _eval_options(args: argparse.Namespace, task: str) -> Any:
-    from .evaluate import EvalOptions
+    from .evaluation import EvalOptions
 
     return EvalOptions(
         task=task,
@@ -278,7 +278,7 @@ def _eval_options(args: argparse.Namespace, task: str) -> Any:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_files, format_table, write_reports
+    from .evaluation import evaluate_files, format_table, write_reports
 
     rows, summary = evaluate_files(
         args.pred, args.truth, _eval_options(args, args.task or "semantic")
@@ -386,7 +386,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.truth:
         from pathlib import Path
 
-        from .evaluate import evaluate_files, format_table, write_reports
+        from .evaluation import evaluate_files, format_table, write_reports
 
         suffix = {
             "cells": "_labels" if args.instances else "_mask",

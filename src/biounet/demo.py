@@ -194,7 +194,7 @@ def run_demo(
         Progress bars (default: when writing to a terminal).
     """
     from .checkpoint import load
-    from .evaluate import EvalOptions, evaluate, write_reports
+    from .evaluation import EvalOptions, evaluate, write_reports
     from .train import fit, split
 
     if minutes <= 0:
@@ -232,8 +232,8 @@ def run_demo(
     pairs = _segment(
         model, held_out, run / "predictions", instances=task == "cells", progress=progress
     )
-    opts = EvalOptions(task=task, truth_foreground=cfg.data.foreground)
-    if task == "semantic":
+    opts = EvalOptions(task=task)
+    if task == "semantic":  # truth as the training saw it: class maps (ignored pixels -1)
         from .data.annotations import AnnotationSpec, to_target
 
         spec = AnnotationSpec(
