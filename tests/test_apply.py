@@ -157,7 +157,7 @@ def test_checkpoint_for_other_channels_is_a_clear_error(tmp_path, images, capsys
         "use a model trained on 1-channel images"
     ) in err
     assert len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+    assert not (tmp_path / "o").exists()  # the folder made for the outputs is removed again
 
 
 def test_output_folder_that_cannot_be_used_is_one_line(model_path, images, tmp_path, capsys):
@@ -182,11 +182,12 @@ def test_unsupported_and_corrupt_inputs_are_one_line(model_path, tmp_path, capsy
     assert main(["predict", str(model_path), str(odd), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"biounet predict: error: {odd}: unknown image format '.xyz'")
+    assert not out.exists()  # found before the output folder is made
     assert main(["predict", str(model_path), str(bad), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"biounet predict: error: {bad}: cannot read the file")
     assert "corrupt or truncated" in err and len(err.splitlines()) == 1
-    assert list(out.iterdir()) == []  # nothing half-written
+    assert not out.exists()  # nothing half-written, no empty folder
 
 
 def test_instance_labels_are_written(model_path, images, tmp_path) -> None:
@@ -238,3 +239,152 @@ def test_predict_then_evaluate(model_path, images, tmp_path, capsys) -> None:
     assert report["summary"]["images"] == 3
     csv_lines = (out / "evaluation.csv").read_text().splitlines()
     assert csv_lines[0].startswith("image,") and len(csv_lines) == 4
+
+
+# ------------------------------------------------------------------ stacks, volumes, options
+@pytest.fixture
+def stack_file(tmp_path):
+    stack = np.random.default_rng(1).integers(0, 4000, (3, 25, 30), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack")
+    return tmp_path / "stack.tif"
+
+
+def test_stack_with_default_options_keeps_its_geometry(model_path, stack_file, tmp_path) -> None:
+    model = biounet.load(model_path)
+    out = tmp_path / "out"
+    opts = PredictOptions(probabilities=True)  # default mask format: auto
+    (done,) = predict_files(model, [stack_file], out, opts, progress=False)
+    assert done["mask"] == out / "stack_mask.tif" and not (out / "stack_mask.png").exists()
+    stack = read_image(stack_file)
+    masks, probs = read_image(out / "stack_mask.tif"), read_image(out / "stack_probs.tif")
+    assert masks.shape == (3, 25, 30) and probs.shape == (3, 2, 25, 30)  # (Z, C, Y, X)
+    np.testing.assert_allclose(probs[1], biounet.predict(model, stack[1]), atol=1e-6)
+    np.testing.assert_array_equal(masks, probs.argmax(1) * 255)
+    # a rerun finds the automatic TIFF mask and skips the stack
+    assert predict_files(model, [stack_file], out, opts, progress=False) == []
+
+
+def test_volume_with_default_options_keeps_its_geometry(tmp_path) -> None:
+    net = biounet.UNet(ndim=3, depth=1, base_width=2)
+    path = save_checkpoint(tmp_path / "m3d.pt", net, normalize=Normalizer().to_dict())
+    model = biounet.load(path)
+    vol = np.random.default_rng(2).integers(0, 255, (10, 20, 22), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "vol.tif", vol, photometric="minisblack")
+    out = tmp_path / "out"
+    opts = PredictOptions(probabilities=True, instances=True)
+    (done,) = predict_files(model, [tmp_path / "vol.tif"], out, opts, progress=False)
+    assert sorted(p.name for p in done.values()) == [
+        "vol_labels.tif",
+        "vol_mask.tif",
+        "vol_probs.tif",
+    ]
+    probs = read_image(out / "vol_probs.tif")
+    assert probs.shape == (2, 10, 20, 22)  # (C, Z, Y, X)
+    np.testing.assert_allclose(probs, biounet.predict(model, vol), atol=1e-6)
+    assert read_image(out / "vol_mask.tif").shape == (10, 20, 22)
+    assert read_image(out / "vol_labels.tif").shape == (10, 20, 22)
+
+
+def test_png_mask_for_a_stack_is_refused_before_predicting(
+    model_path, stack_file, tmp_path, monkeypatch
+) -> None:
+    import biounet.inference
+
+    def never(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("predicted before the mask format was checked")
+
+    monkeypatch.setattr(biounet.inference, "predict", never)
+    with pytest.raises(
+        ValueError,
+        match=r"stack.tif is a stack of pages of shape \(3, 25, 30\), which a PNG mask cannot "
+        r"hold; use mask_format 'tif' or 'auto'",
+    ):
+        predict_files(
+            biounet.load(model_path),
+            [stack_file],
+            tmp_path / "out",
+            PredictOptions(mask_format="png"),
+            progress=False,
+        )
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (dict(device="gpu"), r"^unknown device 'gpu'"),
+        (dict(batch_size=0), r"^batch_size must be >= 1, got 0"),
+        (dict(tile_shape=45), r"^tile_shape \(45, 45\), axis 0: .*nearest valid sizes"),
+        (dict(mask_format="jpg"), r"^unknown mask format 'jpg'"),
+        (dict(instance_kind="membrane"), r"^unknown instance kind 'membrane': did you mean"),
+        (
+            dict(instances=True, instance_kind="membranes", membrane_class=2),
+            r"^membrane_class 2 is not a class of the model \(0..1\)",
+        ),
+    ],
+)
+def test_options_are_checked_before_the_files(model_path, images, tmp_path, options, message):
+    # the error names the option, not the first image, and no output folder is made
+    with pytest.raises(ValueError, match=message):
+        predict_files(biounet.load(model_path), [images], tmp_path / "o", PredictOptions(**options))
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_is_one_clear_line(model_path, images, tmp_path, capsys) -> None:
+    argv = ["predict", str(model_path), str(images), "--out", str(tmp_path / "o")]
+    assert main([*argv, "--device", "cuda", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("biounet predict: error: ") and len(err.splitlines()) == 1
+    assert "'cuda' is not available" in err and "im0.png" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_progress_passes_unchanged_to_predict(model_path, images, tmp_path, monkeypatch) -> None:
+    import biounet.inference
+
+    seen = []
+    real = biounet.inference.predict
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(kwargs["progress"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(biounet.inference, "predict", spy)
+    model = biounet.load(model_path)
+    predict_files(model, [images / "im0.png"], tmp_path / "a", progress=None)
+    predict_files(model, [images / "im0.png"], tmp_path / "b", progress=False)
+    predict_files(model, [images / "im0.png"], tmp_path / "c", progress=True)
+    assert seen == [None, False, True]  # None: tqdm decides by the terminal
+
+
+def test_interrupted_zarr_output_leaves_no_part_folder(model_path, tmp_path, monkeypatch) -> None:
+    import biounet.inference
+
+    z = zarr.open_array(str(tmp_path / "big.zarr"), mode="w", shape=(40, 50), dtype="u2")
+    z[...] = 7
+
+    def interrupted(model, image, *, out, **kwargs):  # type: ignore[no-untyped-def]
+        out[:, :8] = 0.5  # a part is written, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(biounet.inference, "predict", interrupted)
+    out = tmp_path / "out"
+    opts = PredictOptions(masks=False, probabilities=True)
+    with pytest.raises(KeyboardInterrupt):
+        predict_files(biounet.load(model_path), [tmp_path / "big.zarr"], out, opts)
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_membrane_instances_are_the_regions_between_membranes(model_path, images, tmp_path):
+    from biounet.postprocess import membrane_regions
+
+    model = biounet.load(model_path)
+    out = tmp_path / "em"
+    opts = PredictOptions(instances=True, instance_kind="membranes", postprocess={"min_size": 3})
+    predict_files(model, [images / "im0.png"], out, opts, progress=False)
+    labels = read_image(out / "im0_labels.tif")
+    probs = biounet.predict(model, read_image(images / "im0.png"))
+    expected = membrane_regions(probs[0], thin=True, min_size=3)  # class 0: membrane
+    assert expected.max() >= 1
+    np.testing.assert_array_equal(labels, expected)

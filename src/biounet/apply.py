@@ -4,14 +4,20 @@ Inputs are files, folders (their images), glob patterns, multi-page stacks and Z
 For each input the chosen outputs go to the output folder, named after the input's stem:
 
 ``<stem>_mask.png`` / ``.tif``
-    The class map (binary: 0/255; more classes: the class index), in the input's geometry.
+    The class map (binary: 0/255; more classes: the class index), in the input's geometry:
+    PNG for a 2D image, TIFF for a multi-page stack ``(Z, Y, X)`` or a 3D volume (the default
+    ``mask_format="auto"``).
 ``<stem>_labels.tif``
-    Instance labels (16- or 32-bit), with ``instances=True``.
+    Instance labels (16- or 32-bit), with ``instances=True``: cells split by a seeded watershed
+    (``instance_kind="cells"``), or the regions between EM membranes
+    (``instance_kind="membranes"``).
 ``<stem>_probs.tif``
-    Per-class probabilities (float32, ``(C, *S)``), with ``probabilities=True``; a Zarr
-    input gets ``<stem>_probs.zarr`` written tile by tile.
+    Per-class probabilities (float32), with ``probabilities=True``: ``(C, Y, X)`` for a 2D
+    image, ``(Z, C, Y, X)`` for a stack of pages, ``(C, Z, Y, X)`` for a 3D volume (the axes
+    are recorded in the TIFF). A Zarr input gets ``<stem>_probs.zarr`` written tile by tile.
 ``<stem>_overlay.png``
-    The image with the segmentation drawn over it, with ``overlays=True`` (2D).
+    The image with the segmentation drawn over it, with ``overlays=True`` (2D; the first page
+    of a stack).
 
 A list of files can be shared between processes (``shard=(i, n)``, or the ranks of
 ``torchrun``): file ``k`` goes to process ``k mod n``, so none is done twice or skipped.
@@ -20,17 +26,19 @@ Existing outputs are skipped unless ``overwrite=True``, so an interrupted batch 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._checks import look_up
 from .data.io import (
     READ_EXTENSIONS,
     ensure_folder,
@@ -45,19 +53,58 @@ from .model.unet import UNet
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PredictOptions", "expand_inputs", "overlay", "predict_files", "shard_of"]
+__all__ = [
+    "INSTANCE_KINDS",
+    "MASK_FORMATS",
+    "PredictOptions",
+    "check_options",
+    "expand_inputs",
+    "output_folder",
+    "overlay",
+    "predict_files",
+    "shard_of",
+]
+
+
+#: values of :attr:`PredictOptions.mask_format` and :attr:`PredictOptions.instance_kind`
+MASK_FORMATS = ("auto", "png", "tif")
+INSTANCE_KINDS = ("cells", "membranes")
 
 
 @dataclass
 class PredictOptions:
-    """What to write and how to predict (see :func:`biounet.predict` for the last four)."""
+    """What to write and how to predict (see :func:`biounet.predict` for the last four).
+
+    Attributes
+    ----------
+    masks, instances, probabilities, overlays : bool
+        Which outputs to write (see the module docstring).
+    overwrite : bool
+        Redo inputs whose outputs all exist (else they are skipped).
+    mask_format : {"auto", "png", "tif"}
+        ``"auto"``: PNG for 2D images, TIFF for stacks and 3D volumes (PNG holds 2D only).
+    instance_kind : {"cells", "membranes"}
+        How instance labels are made: ``"cells"``, a seeded watershed of the foreground class
+        (:func:`biounet.postprocess.instances`); ``"membranes"``, for EM membrane models
+        (ISBI 2012), the regions enclosed by the membranes of class ``membrane_class``
+        (:func:`biounet.postprocess.membrane_regions`, thinned to 1-px lines by default).
+    membrane_class : int
+        With ``instance_kind="membranes"``: the class that is membrane (0 for an ISBI model
+        trained with the cells as the foreground, the default of binary masks).
+    postprocess : dict
+        Keyword options of the instance function, e.g. ``{"min_size": 20}``.
+    tile_shape, batch_size, tta, device
+        As for :func:`biounet.predict`.
+    """
 
     masks: bool = True
     instances: bool = False
     probabilities: bool = False
     overlays: bool = False
     overwrite: bool = False
-    mask_format: str = "png"
+    mask_format: str = "auto"
+    instance_kind: str = "cells"
+    membrane_class: int = 0
     postprocess: dict[str, Any] = field(default_factory=dict)
     tile_shape: int | None = None
     batch_size: int | None = None
@@ -66,7 +113,11 @@ class PredictOptions:
 
 
 def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """Files from paths, folders and glob patterns, in a stable sorted order, no duplicates."""
+    """Files from paths, folders and glob patterns, in a stable sorted order, no duplicates.
+
+    A file named explicitly must have an extension biounet reads (ValueError otherwise), so a
+    wrong input is reported before anything is predicted or written.
+    """
     found: list[Path] = []
     for item in inputs:
         text = str(item)
@@ -77,6 +128,11 @@ def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
                 raise ValueError(f"{p}: the folder holds no images ({', '.join(READ_EXTENSIONS)})")
             found.extend(files)
         elif p.exists():
+            if not is_image_file(p) and not p.name.startswith("."):
+                raise ValueError(
+                    f"{p}: unknown image format {p.suffix!r}; biounet reads "
+                    f"{', '.join(READ_EXTENSIONS)}"
+                )
             found.append(p)
         elif any(c in text for c in "*?["):
             matches = sorted(Path(m) for m in glob.glob(text) if is_image_file(m))
@@ -133,10 +189,39 @@ def overlay(image: np.ndarray, labels: np.ndarray, *, instances: bool = False) -
     return out
 
 
-def _outputs(stem: str, out: Path, o: PredictOptions, zarr_input: bool) -> dict[str, Path]:
+def check_options(model: UNet, options: PredictOptions) -> PredictOptions:
+    """Validate ``options`` for ``model`` before any file is read (ValueError naming the option).
+
+    Checks the mask format, the instance kind and membrane class, the tile size (against the
+    network's valid sizes), the batch size and the device (known, and present on this machine).
+    Returns ``options``.
+    """
+    from .inference import choose_tile, resolve_device
+
+    o = options
+    look_up(o.mask_format, MASK_FORMATS, "mask format")
+    look_up(o.instance_kind, INSTANCE_KINDS, "instance kind")
+    k = model.config.num_classes
+    if o.instances and o.instance_kind == "membranes" and not 0 <= o.membrane_class < k:
+        raise ValueError(
+            f"membrane_class {o.membrane_class} is not a class of the model (0..{k - 1})"
+        )
+    if o.batch_size is not None and (isinstance(o.batch_size, bool) or o.batch_size < 1):
+        raise ValueError(f"batch_size must be >= 1, got {o.batch_size}")
+    if o.tile_shape is not None:
+        choose_tile(model, (1,) * model.ndim, o.tile_shape)  # ValueError: nearest valid sizes
+    resolve_device(o.device)  # ValueError: unknown, or not on this machine
+    return o
+
+
+def _outputs(
+    stem: str, out: Path, o: PredictOptions, zarr_input: bool, ndim: int
+) -> dict[str, Path]:
+    """Output paths; with ``mask_format="auto"`` a 2D model's mask is first taken as PNG."""
     paths = {}
     if o.masks:
-        paths["mask"] = out / f"{stem}_mask.{o.mask_format}"
+        ext = o.mask_format if o.mask_format != "auto" else "tif" if ndim == 3 else "png"
+        paths["mask"] = out / f"{stem}_mask.{ext}"
     if o.instances:
         paths["labels"] = out / f"{stem}_labels.tif"
     if o.probabilities:
@@ -144,6 +229,17 @@ def _outputs(stem: str, out: Path, o: PredictOptions, zarr_input: bool) -> dict[
     if o.overlays:
         paths["overlay"] = out / f"{stem}_overlay.png"
     return paths
+
+
+def _all_exist(targets: dict[str, Path], o: PredictOptions) -> bool:
+    """Whether every output exists (an automatic mask in either format)."""
+
+    def done(key: str, path: Path) -> bool:
+        if key == "mask" and o.mask_format == "auto":
+            return path.with_suffix(".png").exists() or path.with_suffix(".tif").exists()
+        return path.exists()
+
+    return bool(targets) and all(done(k, p) for k, p in targets.items())
 
 
 def predict_files(
@@ -155,28 +251,78 @@ def predict_files(
     shard: tuple[int, int] | None = None,
     progress: bool | None = None,
 ) -> list[dict[str, Path]]:
-    """Segment every input file with ``model``; returns the outputs written per file."""
+    """Segment every input file with ``model``; returns the outputs written per file.
+
+    Parameters
+    ----------
+    model : UNet
+        The trained network (with its normalisation, from :func:`biounet.load`).
+    inputs : sequence of path
+        Files, folders (their images) and glob patterns (see :func:`expand_inputs`).
+    out : path
+        Output folder; created (with its parents) once the options and inputs are checked.
+    options : PredictOptions, optional
+        What to write and how to predict; checked by :func:`check_options` first.
+    shard : (int, int), optional
+        ``(i, n)``: only the files of process ``i`` of ``n`` (see :func:`shard_of`).
+    progress : bool, optional
+        Progress bars over the files and over each image's tiles; None: shown when writing
+        to a terminal (tqdm decides), False: never.
+
+    Returns
+    -------
+    list of dict
+        Per segmented file (skipped ones are left out), the outputs written, by kind
+        (``"mask"``, ``"labels"``, ``"probs"``, ``"overlay"``).
+    """
     from tqdm.auto import tqdm
 
-    o = options or PredictOptions()
-    out_dir = ensure_folder(out)
+    o = check_options(model, options or PredictOptions())
     files = shard_of(expand_inputs(inputs), shard)
+    alone = shard is None and int(os.environ.get("WORLD_SIZE", 1)) == 1
     written = []
-    for path in tqdm(
-        files, unit="file", desc="images", disable=not progress if progress is not None else None
-    ):
-        zarr_input = path.suffix.lower() == ".zarr"
-        targets = _outputs(file_stem(path), out_dir, o, zarr_input)
-        if not o.overwrite and targets and all(p.exists() for p in targets.values()):
-            log.info("%s: outputs exist, skipped (overwrite to redo)", path)
-            continue
-        try:
-            written.append(_predict_one(model, path, targets, o, progress))
-        except ValueError as e:
-            if str(path) in str(e):
-                raise
-            raise ValueError(f"{path}: {e}") from e
+    # other processes may share the folder: only a lone process removes it again on an error
+    with output_folder(out, remove_if_failed=alone) as out_dir:
+        for path in tqdm(
+            files, unit="file", desc="images", disable=None if progress is None else not progress
+        ):
+            zarr_input = path.suffix.lower() == ".zarr"
+            targets = _outputs(file_stem(path), out_dir, o, zarr_input, model.ndim)
+            if not o.overwrite and _all_exist(targets, o):
+                log.info("%s: outputs exist, skipped (overwrite to redo)", path)
+                continue
+            try:
+                written.append(_predict_one(model, path, targets, o, progress))
+            except ValueError as e:
+                if str(path) in str(e):
+                    raise
+                raise ValueError(f"{path}: {e}") from e
     return written
+
+
+@contextlib.contextmanager
+def output_folder(
+    path: str | os.PathLike[str], what: str = "output folder", *, remove_if_failed: bool = True
+) -> Iterator[Path]:
+    """:func:`~biounet.data.io.ensure_folder` for the duration of a block.
+
+    If the block raises (Ctrl-C included) and ``remove_if_failed``, the folders this call
+    created are removed again while they are still empty, so an early error leaves no empty
+    folder behind; folders that existed before, or hold files, stay.
+    """
+    p = Path(path)
+    created = [q for q in (p, *p.parents) if not q.exists()]  # the deepest first
+    folder = ensure_folder(p, what)
+    try:
+        yield folder
+    except BaseException:
+        if remove_if_failed:
+            for q in created:
+                try:
+                    q.rmdir()  # only if empty
+                except OSError:
+                    break
+        raise
 
 
 def _predict_one(
@@ -188,12 +334,23 @@ def _predict_one(
     nd = model.ndim
     stack = nd == 2 and len(f.data.shape) == 3 and not (f.axes and ("C" in f.axes or "S" in f.axes))
     stack = stack and model.config.in_channels == 1 and f.data.shape[-1] > 4
-    kw = dict(
+    kind = "a 3D volume" if nd == 3 else "a stack of pages" if stack else "a 2D image"
+    if "mask" in targets and kind != "a 2D image":
+        if o.mask_format == "png":  # before predicting: PNG holds 2D images only
+            raise ValueError(
+                f"{path} is {kind} of shape {tuple(f.data.shape)}, which a PNG mask cannot hold; "
+                "use mask_format 'tif' or 'auto' (predict --mask-format tif)"
+            )
+        targets = {**targets, "mask": targets["mask"].with_suffix(".tif")}
+    # probabilities: (C, Y, X), pages (Z, C, Y, X), a volume (C, Z, Y, X)
+    axes = "CZYX" if nd == 3 else "ZCYX" if stack else "CYX"
+    # progress passes unchanged: None lets tqdm decide by the terminal
+    kw: dict[str, Any] = dict(
         tile_shape=o.tile_shape,
         batch_size=o.batch_size,
         tta=o.tta,
         device=o.device,
-        progress=bool(progress),
+        progress=progress,
     )
     if "probs" in targets and targets["probs"].suffix == ".zarr":
         import zarr
@@ -204,11 +361,16 @@ def _predict_one(
         for old in (tmp, targets["probs"]):
             if old.exists():
                 shutil.rmtree(old)
-        dest = zarr.open_array(
-            str(tmp), mode="w", shape=shape, dtype="f4", chunks=(shape[0],) + (512,) * nd
-        )
-        probs = predict(model, image, out=dest, **kw)  # type: ignore[arg-type]
-        os.replace(tmp, targets["probs"])
+        try:
+            dest = zarr.open_array(
+                str(tmp), mode="w", shape=shape, dtype="f4", chunks=(shape[0],) + (512,) * nd
+            )
+            dest.attrs["axes"] = "CZYX" if nd == 3 else "CYX"
+            predict(model, image, out=dest, **kw)
+            os.replace(tmp, targets["probs"])
+        except BaseException:  # Ctrl-C included: no half-written .part folder stays behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         probs = zarr.open_array(str(targets["probs"]), mode="r")
         pages = [np.asarray(probs)] if len(targets) > 1 else []
     else:
@@ -216,7 +378,7 @@ def _predict_one(
         pages = []
         for frame in frames:
             image = to_channels_first(frame if stack else f, nd, name=str(path))
-            pages.append(predict(model, image, **kw))  # type: ignore[arg-type]
+            pages.append(predict(model, image, **kw))
     if not pages:
         return targets
     k = model.config.num_classes
@@ -225,21 +387,22 @@ def _predict_one(
         masks = masks * np.uint8(255)
     result = {}
     if "mask" in targets:
-        write_image(targets["mask"], masks if stack else masks[0])
+        mask_axes = None if kind == "a 2D image" else "ZYX"
+        write_image(targets["mask"], masks if stack else masks[0], axes=mask_axes)
         result["mask"] = targets["mask"]
     labels = None
     if "labels" in targets or ("overlay" in targets and o.instances):
-        from .postprocess import instances
-
-        labels = np.stack([instances(p, **o.postprocess) for p in pages])
+        labels = np.stack([_instances(p, o) for p in pages])
         if "labels" in targets:
             write_labels(targets["labels"], labels if stack else labels[0])
             result["labels"] = targets["labels"]
     if "probs" in targets and targets["probs"].suffix != ".zarr":
-        write_image(targets["probs"], np.stack(pages) if stack else pages[0])
+        write_image(targets["probs"], np.stack(pages) if stack else pages[0], axes=axes)
         result["probs"] = targets["probs"]
     if "overlay" in targets:
         if nd == 2:
+            if stack:
+                log.info("%s: the overlay shows the first of %d pages", path, len(pages))
             first = np.asarray(f.data[0] if stack else f.data)
             img = to_channels_first(first, 2)
             shown = labels[0] if labels is not None else (masks[0] > 0).astype(np.int32)
@@ -248,3 +411,13 @@ def _predict_one(
         else:
             log.warning("%s: overlays are drawn for 2D images only", path)
     return result
+
+
+def _instances(probs: np.ndarray, o: PredictOptions) -> np.ndarray:
+    """Instance labels of one ``(C, *S)`` probability map, as ``o.instance_kind`` says."""
+    from . import postprocess
+
+    if o.instance_kind == "membranes":
+        options = {"thin": True, **o.postprocess}
+        return postprocess.membrane_regions(probs[o.membrane_class], **options)
+    return postprocess.instances(probs, **o.postprocess)
