@@ -133,3 +133,153 @@ def test_written_files_get_the_usual_mode_not_a_private_one(tmp_path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+# --- arrays of any number of axes ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shape", "axes"),
+    [
+        ((2, 4, 6, 8), None),
+        ((4, 5, 7, 3), None),
+        ((2, 4, 6, 8), "CZYX"),
+        ((4, 2, 6, 8), "ZCYX"),
+        ((3, 4, 6, 8), "TZYX"),
+        ((2, 3, 2, 6, 8), "TZCYX"),
+        ((3, 6, 8), "CYX"),
+    ],
+)
+@pytest.mark.parametrize("ext", [".tif", ".zarr"])
+def test_round_trip_keeps_the_shape_and_axes_of_any_array(tmp_path, shape, axes, ext) -> None:
+    array = RNG.integers(0, 65536, shape, dtype=np.uint16)
+    write_image(tmp_path / f"a{ext}", array, axes=axes)
+    f = read_image_file(tmp_path / f"a{ext}")
+    back = np.asarray(f.data)
+    assert back.shape == shape and back.dtype == np.uint16
+    np.testing.assert_array_equal(back, array)
+    if axes:
+        assert f.axes == axes
+    elif ext == ".tif":  # the shape is recorded, but not what the leading axes mean
+        assert f.axes == "Q" * (len(shape) - 2) + "YX"
+    else:
+        assert f.axes is None
+
+
+def test_probabilities_of_a_volume_keep_their_shape(tmp_path) -> None:
+    probs = RNG.random((3, 4, 6, 8)).astype(np.float32)  # (C, Z, Y, X)
+    write_probabilities(tmp_path / "p.tif", probs)
+    np.testing.assert_array_equal(read_image(tmp_path / "p.tif"), probs)
+    write_probabilities(tmp_path / "pa.tif", probs, axes="CZYX")
+    f = read_image_file(tmp_path / "pa.tif")
+    assert f.axes == "CZYX"
+    np.testing.assert_array_equal(f.data, probs)
+    labels = RNG.integers(0, 70000, (2, 3, 6, 8))
+    write_labels(tmp_path / "l.tif", labels, axes="ZCYX")
+    f = read_image_file(tmp_path / "l.tif")
+    assert f.axes == "ZCYX" and f.data.dtype == np.uint32
+    np.testing.assert_array_equal(f.data, labels)
+
+
+def test_bad_axes_are_refused(tmp_path) -> None:
+    with pytest.raises(ValueError, match=r"axes 'ZYX' do not fit an array of shape \(2, 4, 6, 8\)"):
+        write_image(tmp_path / "a.tif", np.zeros((2, 4, 6, 8)), axes="ZYX")
+    with pytest.raises(ValueError, match=r"axes 'CCYX' do not fit"):
+        write_image(tmp_path / "a.tif", np.zeros((2, 4, 6, 8)), axes="CCYX")
+    with pytest.raises(ValueError, match=r"axes 'CZYW' do not fit .*from 'TCZYXSQ'"):
+        write_image(tmp_path / "a.tif", np.zeros((2, 4, 6, 8)), axes="CZYW")
+    with pytest.raises(ValueError, match=r"axes 'CZT' need a Y and an X axis"):
+        write_image(tmp_path / "a.tif", np.zeros((2, 4, 6)), axes="CZT")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- Zarr -----------------------------------------------------------------------------------
+
+
+def test_zarr_writer_round_trip_is_chunked_and_lazy(tmp_path) -> None:
+    probs = RNG.random((2, 300, 40)).astype(np.float32)
+    path = write_probabilities(tmp_path / "p.zarr", probs, axes="CYX")
+    z = zarr.open_array(str(path), mode="r")
+    assert z.chunks == (2, 256, 40)  # chunked, not one block
+    f = read_image_file(path)
+    assert not isinstance(f.data, np.ndarray) and f.axes == "CYX"
+    np.testing.assert_array_equal(f.data[:, 250:260], probs[:, 250:260])
+    # writing again replaces the store whole, and leaves no temporary folder behind
+    write_image(path, np.ones((5, 6), np.uint8))
+    np.testing.assert_array_equal(read_image(path), np.ones((5, 6), np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.zarr"]
+    write_labels(tmp_path / "l.zarr", np.arange(12).reshape(3, 4) * 10000)
+    assert read_image(tmp_path / "l.zarr").dtype == np.uint32
+
+
+def test_empty_or_corrupt_zarr_is_a_one_line_error(tmp_path) -> None:
+    (tmp_path / "x.zarr").mkdir()
+    with pytest.raises(ValueError, match=r"x\.zarr: not a Zarr array or group") as info:
+        read_image(tmp_path / "x.zarr")
+    assert "\n" not in str(info.value) and "StorePath" not in str(info.value)
+    (tmp_path / "y.zarr").write_text("not zarr")
+    with pytest.raises(ValueError, match=r"y\.zarr: not a Zarr array or group"):
+        read_image(tmp_path / "y.zarr")
+
+
+# --- labels ---------------------------------------------------------------------------------
+
+
+def test_labels_beyond_32_bits_are_refused(tmp_path) -> None:
+    labels = np.array([[0, 2**32]], dtype=np.int64)
+    with pytest.raises(ValueError, match=r"l\.tif: label 4294967296 does not fit 32 bits"):
+        write_labels(tmp_path / "l.tif", labels)
+    with pytest.raises(ValueError, match="must be whole numbers"):
+        write_labels(tmp_path / "l.tif", np.array([[0.5, 1.0]]))
+    write_labels(tmp_path / "ok.tif", np.array([[0, 2**32 - 1]]))  # the largest that fits
+    assert read_image(tmp_path / "ok.tif").max() == 2**32 - 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.tif"]
+
+
+# --- atomic writes --------------------------------------------------------------------------
+
+
+def test_atomic_writes_are_flushed_before_the_rename(tmp_path, monkeypatch) -> None:
+    import os
+
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append("fsync")
+        real_fsync(fd)
+
+    def replace(src, dst) -> None:
+        events.append(f"replace {os.path.basename(dst)}")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    write_image(tmp_path / "a.tif", np.ones((3, 3), np.uint8))
+    assert events.index("fsync") < events.index("replace a.tif")
+
+
+def test_clean_stale_parts(tmp_path) -> None:
+    import os
+    import time
+
+    from biounet.data.io import clean_stale_parts
+
+    write_image(tmp_path / "keep.tif", np.ones((2, 2), np.uint8))
+    (tmp_path / ".best.pt.abc123.part").write_bytes(b"half")  # a killed writer's file
+    (tmp_path / ".p.zarr.xyz.part").mkdir()  # and a Zarr writer's folder
+    (tmp_path / ".p.zarr.xyz.part" / "c").write_bytes(b"x")
+    (tmp_path / "report.part").write_text("not ours: no leading dot")
+    (tmp_path / ".fresh.tif.q.part").write_bytes(b"still being written")
+    old = time.time() - 3600
+    for name in (".best.pt.abc123.part", ".p.zarr.xyz.part"):
+        os.utime(tmp_path / name, (old, old))
+    removed = clean_stale_parts(tmp_path, min_age=60)
+    assert [p.name for p in removed] == [".best.pt.abc123.part", ".p.zarr.xyz.part"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".fresh.tif.q.part",
+        "keep.tif",
+        "report.part",
+    ]
+    assert [p.name for p in clean_stale_parts(tmp_path)] == [".fresh.tif.q.part"]
+    assert clean_stale_parts(tmp_path / "missing") == []

@@ -1,18 +1,24 @@
 """Reading and writing images, masks, label images and probability maps.
 
 Formats: PNG (8/16-bit, grey, RGB(A), palette), TIFF (8/16/32-bit, float, multi-page stacks,
-OME-TIFF axes), JPEG/BMP (read only), NumPy ``.npy`` (memory-mapped) and Zarr (read lazily;
-OME-Zarr multiscale groups give their full-resolution level). Every problem with a file raises
-an error that names the file.
+any number of axes, OME-TIFF/ImageJ axes), JPEG/BMP (read only), NumPy ``.npy``
+(memory-mapped) and Zarr (read lazily, written chunked; OME-Zarr multiscale groups give their
+full-resolution level). Every problem with a file raises an error that names the file.
 
-Writers are atomic: they write a temporary file beside the target and rename it, so an
-interruption never leaves a half-written output.
+Writers are atomic: they write a temporary file (or, for Zarr, folder) named ``.NAME.*.part``
+beside the target, flush it to disk and rename it, so an interruption never leaves a
+half-written output; :func:`clean_stale_parts` removes the temporary files that a killed
+process leaves behind.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,12 +28,18 @@ from typing import Any
 import numpy as np
 
 READ_EXTENSIONS = (".png", ".tif", ".tiff", ".npy", ".zarr", ".jpg", ".jpeg", ".bmp")
-WRITE_EXTENSIONS = (".png", ".tif", ".tiff", ".npy")
+WRITE_EXTENSIONS = (".png", ".tif", ".tiff", ".npy", ".zarr")
+#: axis letters ``write_image(..., axes=...)`` accepts (TIFF and Zarr): time, channel, depth,
+#: height, width, colour samples, and Q for an axis of unknown meaning
+AXES_LETTERS = "TCZYXSQ"
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "READ_EXTENSIONS",
     "ImageFile",
     "atomic_path",
+    "clean_stale_parts",
     "file_stem",
     "is_image_file",
     "read_image",
@@ -48,8 +60,10 @@ class ImageFile:
     data : array-like
         ``numpy.ndarray`` (or a lazy ``numpy.memmap`` / Zarr array for ``.npy`` / ``.zarr``).
     axes : str or None
-        Axis names where the file declares them (TIFF/OME-TIFF: e.g. ``"ZCYX"``, ``"YXS"``; PNG
-        colour: ``"YXS"``), upper case, one letter per axis of ``data``; None when unknown.
+        Axis names where the file declares them (TIFF/OME-TIFF/ImageJ: e.g. ``"ZCYX"``,
+        ``"YXS"``; PNG colour: ``"YXS"``; Zarr written by :func:`write_image` with ``axes``),
+        upper case, one letter per axis of ``data``; ``Q`` marks an axis the file does not
+        name (a plain page sequence, or a TIFF written without axes); None when unknown.
     path : Path
         Where it came from.
     """
@@ -155,8 +169,9 @@ def _read_tiff(p: Path) -> ImageFile:
         if len(keep) != data.ndim:
             data = data.reshape([data.shape[i] for i in keep])
             axes = "".join(axes[i] for i in keep)
-        # tifffile says Q for unknown and I for a plain page sequence: treat as frames/planes
-        axes = axes.replace("I", "Z").replace("Q", "Z")
+        # tifffile says Q for an unnamed axis and I for a plain page sequence: neither declares
+        # what the axis is (planes, frames or channels), so both stay "Q" (unknown)
+        axes = axes.replace("I", "Q")
     return ImageFile(data, axes, p)
 
 
@@ -167,9 +182,17 @@ def _read_npy(p: Path) -> ImageFile:
 def _read_zarr(p: Path) -> ImageFile:
     import zarr
 
-    node = zarr.open(str(p), mode="r")
+    try:
+        node = zarr.open(str(p), mode="r")
+    except Exception as e:  # zarr raises GroupNotFoundError, JSON errors, ... for bad stores
+        raise ValueError(
+            f"{p}: not a Zarr array or group ({type(e).__name__}); is the folder empty, "
+            "incomplete or not Zarr?"
+        ) from e
     if hasattr(node, "shape"):
-        return ImageFile(node, None, p)
+        declared = node.attrs.get("axes")
+        axes = declared.upper() if isinstance(declared, str) else None
+        return ImageFile(node, axes if axes and len(axes) == len(node.shape) else None, p)
     # a group: OME-Zarr multiscales give the full resolution first; else the only array
     attrs: dict[str, Any] = dict(node.attrs)
     multiscales: Any = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
@@ -204,11 +227,46 @@ def _umask() -> int:
     return mask
 
 
+def _fsync(path: Path) -> None:
+    """Flush ``path`` (a file, or every file of a folder) and its folder's entry to disk."""
+    files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+    for f in files:
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (the rename) to disk, where the OS allows it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems (and Windows) cannot fsync a folder
+    finally:
+        os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it to ``path``.
+    """Yield a temporary path beside ``path``; on success flush it to disk and rename it.
 
-    On an error (or an interruption) the temporary file is removed and ``path`` is untouched.
+    The temporary path, ``.NAME.<random>.part`` in the target's folder, exists as an empty
+    file; the caller may replace it by a folder (e.g. a Zarr store). On success it is
+    ``fsync``-ed (every file, for a folder) and renamed to ``path`` with ``os.replace``, so
+    ``path`` is either the old content or the complete new one, also after a power cut. On an
+    error (or an interruption) the temporary file is removed and ``path`` is untouched; a
+    process killed outright leaves the ``.part`` file, which :func:`clean_stale_parts`
+    removes.
     """
     target = Path(path)
     parent = target.parent if str(target.parent) else Path(".")
@@ -219,14 +277,78 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    old: Path | None = None
     try:
         yield tmp_path
-        if tmp_path.exists():  # mkstemp makes it private (0600); give it the usual mode
+        if tmp_path.is_file():  # mkstemp makes it private (0600); give it the usual mode
             os.chmod(tmp_path, 0o666 & ~_umask())
-        os.replace(tmp_path, target)
+        if tmp_path.exists():
+            _fsync(tmp_path)
+        if tmp_path.is_dir() and target.is_dir():
+            # os.replace cannot replace a non-empty folder: move the old one aside first
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", suffix=".part", dir=parent))
+            os.replace(target, old / target.name)
+            try:
+                os.replace(tmp_path, target)
+            except BaseException:
+                os.replace(old / target.name, target)  # put the old content back
+                raise
+        else:
+            os.replace(tmp_path, target)
+        _fsync_folder(parent)
     finally:
         if tmp_path.exists():
-            tmp_path.unlink()
+            _remove(tmp_path)
+        if old is not None:
+            _remove(old)
+
+
+_PART = re.compile(r"^\..+\.part$")
+
+
+def clean_stale_parts(folder: str | os.PathLike[str], *, min_age: float = 0.0) -> list[Path]:
+    """Delete the temporary ``.*.part`` files (and folders) that :func:`atomic_path` left.
+
+    A writer killed outright (SIGKILL, power cut) cannot remove its temporary file; call this
+    when (re)starting work in an output folder, e.g. a training run's folder on resume.
+
+    Parameters
+    ----------
+    folder : path
+        The folder to clean (not its subfolders). A missing folder is not an error.
+    min_age : float, default 0.0
+        Only delete entries last modified at least this many seconds ago, to spare the
+        temporary files of a writer that is still running in the same folder.
+
+    Returns
+    -------
+    list of Path
+        What was deleted, sorted.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    now = time.time()
+    removed = []
+    for p in sorted(root.iterdir()):
+        if not _PART.match(p.name):
+            continue
+        try:
+            if now - p.lstat().st_mtime < min_age:
+                continue
+            _remove(p)
+        except OSError as e:
+            log.warning("%s: cannot remove a stale temporary file (%s)", p, e.strerror)
+            continue
+        removed.append(p)
+    if removed:
+        log.info(
+            "%s: removed %d stale temporary file(s): %s",
+            root,
+            len(removed),
+            ", ".join(p.name for p in removed),
+        )
+    return removed
 
 
 def ensure_folder(path: str | os.PathLike[str], what: str = "output folder") -> Path:
@@ -250,21 +372,65 @@ def ensure_folder(path: str | os.PathLike[str], what: str = "output folder") -> 
     return p
 
 
-def write_image(
-    path: str | os.PathLike[str], array: np.ndarray, *, axes: str | None = None
-) -> Path:
-    """Write ``array`` atomically as PNG (2D grey or RGB(A), 8/16-bit), TIFF (any) or ``.npy``.
+def _check_axes(p: Path, axes: str | None, arr: np.ndarray) -> str | None:
+    if axes is None:
+        return None
+    if not isinstance(axes, str):
+        raise TypeError(f"{p}: axes must be a string such as 'CZYX', got {axes!r}")
+    a = axes.upper()
+    bad = sorted(set(a) - set(AXES_LETTERS))
+    if len(a) != arr.ndim or bad or len(set(a.replace("Q", ""))) != len(a.replace("Q", "")):
+        raise ValueError(
+            f"{p}: axes {axes!r} do not fit an array of shape {arr.shape}; give one letter per "
+            f"axis ({arr.ndim}), each at most once, from {AXES_LETTERS!r} "
+            "(T time, C channel, Z depth, Y, X, S colour samples, Q unknown), e.g. 'CZYX'"
+        )
+    if "Y" not in a or "X" not in a:
+        raise ValueError(f"{p}: axes {axes!r} need a Y and an X axis")
+    return a
 
-    TIFF keeps every dtype and any number of axes (``axes``, e.g. ``"ZYX"``, is recorded as
-    ImageJ/OME metadata where possible, zlib-compressed); PNG takes uint8/uint16 only.
+
+def _zarr_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Chunks of up to 256 px along the last 3 axes (2 for a 2D array), 1 along the others."""
+    k = min(len(shape), 3)
+    lead = tuple(1 for _ in shape[:-k]) if k else ()
+    return lead + tuple(max(1, min(n, 256)) for n in shape[len(shape) - k :])
+
+
+def write_image(path: str | os.PathLike[str], array: Any, *, axes: str | None = None) -> Path:
+    """Write ``array`` atomically as PNG, TIFF, ``.npy`` or Zarr (see :func:`atomic_path`).
+
+    Parameters
+    ----------
+    path : path
+        Target file; its extension picks the format: ``.png`` (2D grey, or RGB(A) uint8;
+        uint8/uint16/bool), ``.tif``/``.tiff`` (any dtype and any number of axes,
+        zlib-compressed; the shape is kept for 4D and more), ``.npy``, ``.zarr`` (a chunked Zarr
+        array, up to 256 px per chunk along the last three axes; an existing ``.zarr`` is
+        replaced).
+    array : array-like
+        The image; a lazy array is loaded.
+    axes : str, optional
+        TIFF and Zarr: the axis names, one letter per axis of ``array`` from ``"TCZYXSQ"``
+        (T time, C channel, Z depth, Y, X, S colour samples, Q unknown), each at most once
+        except Q, with Y and X present, e.g. ``"YX"``, ``"CYX"``, ``"ZYX"``, ``"CZYX"``,
+        ``"ZCYX"``, ``"TZCYX"``. :func:`read_image_file` gives them back as
+        :attr:`ImageFile.axes`. Without ``axes`` the shape is kept but the axes read back as
+        ``Q`` (unknown) plus ``YX``. Ignored for PNG and ``.npy``.
+
+    Returns
+    -------
+    Path
+        ``path``.
     """
     p = Path(path)
     ext = _suffix(p)
-    arr = np.asarray(array)
     if ext not in WRITE_EXTENSIONS:
         raise ValueError(
             f"{p}: cannot write {p.suffix!r}; use one of {', '.join(WRITE_EXTENSIONS)}"
         )
+    arr = np.asarray(array)
+    axes = _check_axes(p, axes, arr) if ext in (".tif", ".tiff", ".zarr") else None
     if ext == ".png":
         if arr.dtype not in (np.uint8, np.uint16, np.bool_):
             raise ValueError(f"{p}: PNG holds 8- or 16-bit integers, got {arr.dtype}; use .tif")
@@ -272,6 +438,8 @@ def write_image(
             arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4) and arr.dtype == np.uint8)
         ):
             raise ValueError(f"{p}: PNG holds a 2D grey or RGB(A) image, got shape {arr.shape}")
+    if ext == ".zarr" and p.exists() and not p.is_dir():
+        raise FileExistsError(f"{p}: a file is in the way of the Zarr folder; remove it first")
     with atomic_path(p) as tmp:
         if ext == ".png":
             from PIL import Image
@@ -282,7 +450,9 @@ def write_image(
         elif ext in (".tif", ".tiff"):
             import tifffile
 
-            metadata = {"axes": axes} if axes else None
+            # an empty dict (not None) makes tifffile record the shape, so 4D+ arrays come
+            # back whole rather than as a flat sequence of pages
+            metadata = {"axes": axes} if axes else {}
             rgb = (
                 arr.ndim == 3
                 and arr.shape[-1] in (3, 4)
@@ -296,6 +466,16 @@ def write_image(
                 metadata=metadata,
                 photometric="rgb" if rgb else "minisblack",
             )
+        elif ext == ".zarr":
+            import zarr
+
+            tmp.unlink()
+            z = zarr.open_array(
+                str(tmp), mode="w", shape=arr.shape, dtype=arr.dtype, chunks=_zarr_chunks(arr.shape)
+            )
+            z[...] = arr
+            if axes:
+                z.attrs["axes"] = axes
         else:
             with open(tmp, "wb") as f:
                 np.save(f, arr, allow_pickle=False)
@@ -312,26 +492,45 @@ def write_mask(path: str | os.PathLike[str], mask: np.ndarray, *, value: int = 2
     return write_image(path, m.astype(np.uint8))
 
 
-def write_labels(path: str | os.PathLike[str], labels: np.ndarray) -> Path:
-    """Write instance labels as 16-bit (if they fit) or 32-bit integers (TIFF; PNG for 16-bit)."""
+def write_labels(
+    path: str | os.PathLike[str], labels: np.ndarray, *, axes: str | None = None
+) -> Path:
+    """Write instance labels as 16-bit (if they fit) or 32-bit unsigned integers.
+
+    TIFF, Zarr and ``.npy`` take both; PNG 16-bit only. ``axes`` as for :func:`write_image`.
+    Labels must be whole numbers in ``0 .. 2**32 - 1``.
+    """
     lab = np.asarray(labels)
+    if lab.dtype.kind == "f":
+        if lab.size and not np.array_equal(lab, np.round(lab)):
+            raise ValueError(f"{path}: instance labels must be whole numbers, got {lab.dtype}")
+    elif lab.dtype.kind not in "iub":
+        raise ValueError(f"{path}: instance labels must be integers, got dtype {lab.dtype}")
     if lab.size and lab.min() < 0:
         raise ValueError(f"{path}: instance labels must be >= 0, got {lab.min()}")
     top = int(lab.max()) if lab.size else 0
+    if top > np.iinfo(np.uint32).max:
+        raise ValueError(
+            f"{path}: label {top} does not fit 32 bits (at most {np.iinfo(np.uint32).max}); "
+            "relabel the objects consecutively (e.g. skimage.segmentation.relabel_sequential)"
+        )
     dtype = np.uint16 if top <= np.iinfo(np.uint16).max else np.uint32
     if dtype == np.uint32 and _suffix(Path(path)) == ".png":
         raise ValueError(f"{path}: {top} labels need 32 bits, which PNG cannot hold; use .tif")
-    return write_image(path, lab.astype(dtype))
+    return write_image(path, lab.astype(dtype), axes=axes)
 
 
-def write_probabilities(path: str | os.PathLike[str], probs: np.ndarray) -> Path:
-    """Write a probability map ``(C, *S)`` or ``(*S)`` as float32 (TIFF or ``.npy``).
+def write_probabilities(
+    path: str | os.PathLike[str], probs: np.ndarray, *, axes: str | None = None
+) -> Path:
+    """Write a probability map ``(C, *S)`` or ``(*S)`` as float32 (TIFF, Zarr or ``.npy``).
 
-    A PNG path stores a single-class map scaled to 0..255 (for viewing).
+    ``axes`` as for :func:`write_image`, e.g. ``"CYX"`` or ``"CZYX"`` (``"ZCYX"`` for a stack
+    of 2D maps). A PNG path stores a single-class 2D map scaled to 0..255 (for viewing).
     """
     p = np.asarray(probs, dtype=np.float32)
     if _suffix(Path(path)) == ".png":
         if p.ndim != 2:
             raise ValueError(f"{path}: PNG takes one 2D probability map, got shape {p.shape}")
         return write_image(path, np.clip(np.rint(p * 255), 0, 255).astype(np.uint8))
-    return write_image(path, p)
+    return write_image(path, p, axes=axes)
