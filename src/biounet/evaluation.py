@@ -1,20 +1,29 @@
 """Evaluating segmentations against ground truth, file by file and over the whole set.
 
-Three kinds of task choose the metrics (``--metrics`` may pick others):
+The task chooses the metrics; ``EvalOptions(metrics=[...])`` keeps some of them (the keys of
+:func:`metric_keys`). Per image and over the set (``images``, ``mean_*``: per-image means,
+``pooled_*``: from one confusion matrix of all pixels):
 
 ``semantic``
-    Class maps: pixel error, accuracy, IoU and Dice (from one confusion matrix over all images).
+    Class maps: pixel error, accuracy, IoU and Dice (means over the foreground classes); over
+    the set also every class's IoU, Dice, precision and recall (``pooled_iou_1``, ...).
 ``cells``
-    Objects: instance matching at IoU 0.5 (precision, recall, F1), average precision at IoU
-    0.5:0.95, panoptic quality, the Cell Tracking Challenge SEG score, and pixel IoU.
+    Objects: instance matching at IoU >= 0.5 (precision, recall, F1), average precision at IoU
+    0.5:0.95, panoptic quality, the Cell Tracking Challenge SEG score, and pixel IoU; over the
+    set from counts pooled over all objects.
 ``membranes``
-    EM membranes (ISBI 2012): V_Rand and V_Info (maximised over thresholds 0.0-1.0 in steps of
-    0.1, after thinning), the warping error, the adapted Rand error and the pixel error.
+    EM membranes (ISBI 2012): V_Rand and V_Info with their split and merge parts and the
+    thresholds (0.0-1.0 in steps of 0.1) that maximise them, after thinning
+    (:func:`biounet.metrics.isbi_scores`); the warping error, the adapted Rand error and the
+    pixel error at ``threshold``. Over the set, ``v_rand``, ``v_info``, ... are the challenge's
+    stack figure: one threshold for all slices, counts pooled (``isbi_scores`` of the stacked
+    slices), beside the per-slice means ``mean_v_rand``, ... of each slice's own best threshold.
 
-Predictions may be probability maps (``(C, *S)`` float; membranes: a membrane probability
-``(*S)`` or the class ``membrane_class`` of a ``(C, *S)`` map), masks or instance labels;
-they are paired with the truth by file stem, ignoring the suffixes biounet's ``predict``
-writes (``_mask``, ``_labels``, ``_probs``). Multi-page stacks pair page by page.
+Predictions may be probability maps (``(C, *S)`` float; membranes also a membrane probability
+``(*S)``), masks or instance labels as ``biounet predict`` writes them; they are paired with the
+truth by file stem, ignoring the suffixes ``predict`` writes (``_mask``, ``_labels``,
+``_probs``). A 3D ``(Z, Y, X)`` truth is scored page by page (2D) unless
+``EvalOptions(volume=True)``.
 """
 
 from __future__ import annotations
@@ -43,20 +52,102 @@ __all__ = [
     "evaluate",
     "evaluate_files",
     "format_table",
+    "metric_keys",
     "pair_files",
     "write_reports",
 ]
 
+#: the per-image metrics of each task, in column order
+_ROW_KEYS = {
+    "semantic": ("pixel_error", "accuracy", "iou", "dice"),
+    "cells": ("precision", "recall", "f1", "pq", "seg", "iou", "objects", "found"),
+    "membranes": (
+        "v_rand",
+        "v_rand_split",
+        "v_rand_merge",
+        "v_rand_threshold",
+        "v_info",
+        "v_info_split",
+        "v_info_merge",
+        "v_info_threshold",
+        "warping_error",
+        "rand_error",
+        "pixel_error",
+    ),
+}
+#: metrics found in the summary only
+_SUMMARY_KEYS = {
+    "semantic": (),
+    "cells": ("mean_ap", "ap_50", "pixel_error", "dice"),
+    "membranes": ("one_minus_v_rand", "iou", "dice"),
+}
+_PER_CLASS = ("iou", "dice", "precision", "recall")
+_ISBI_KEYS = _ROW_KEYS["membranes"][:8]
+_ALIAS = {"panoptic_quality": "pq"}  # summary key -> the metric it belongs to
+
+
+def metric_keys(task: str, num_classes: int = 2) -> tuple[str, ...]:
+    """The metrics ``task`` computes, the choices of ``EvalOptions.metrics``.
+
+    Parameters
+    ----------
+    task : {"semantic", "cells", "membranes"}
+    num_classes : int, default 2
+        Semantic: the number of classes, for the per-class keys ``iou_0``, ``recall_1``, ...
+
+    Examples
+    --------
+    >>> metric_keys("cells")[:4]
+    ('precision', 'recall', 'f1', 'pq')
+    >>> metric_keys("semantic")[4:8]
+    ('iou_0', 'dice_0', 'precision_0', 'recall_0')
+    """
+    look_up(task, TASKS, "task")
+    keys = _ROW_KEYS[task] + _SUMMARY_KEYS[task]
+    if task == "semantic":
+        keys += tuple(f"{m}_{c}" for c in range(num_classes) for m in _PER_CLASS)
+    return keys
+
 
 @dataclass
 class EvalOptions:
-    """How to read predictions and truth.
+    """How to read predictions and truth, and which metrics to report.
 
-    ``truth_foreground``: value of the objects (cells) or of the membranes (membranes task)
-    in binary truth masks (None: the larger value; ISBI labels: membranes are 0).
-    ``threshold``: foreground threshold for probability maps (cells, semantic with 2 classes).
-    ``membrane_class``: which class of a ``(C, *S)`` probability map is the membrane.
-    ``num_classes``: for semantic class maps (None: from the data).
+    Parameters
+    ----------
+    task : {"semantic", "cells", "membranes"}, default "semantic"
+        The metric set (see the module docstring).
+    truth_foreground : int, optional
+        Semantic and cells: the value of the objects in a binary truth mask; default: the
+        larger of its two values. Membranes: the value of the membrane in the truth; default
+        0, the ISBI 2012 convention (label PNGs: membrane 0 = black, cells 255 = white), so a
+        0/1 truth whose membrane is 1 needs ``truth_foreground=1``. Every other value is
+        cell; the value taken is logged (INFO).
+    threshold : float in (0, 1), default 0.5
+        Probability maps. Cells and 2-class semantic: foreground where ``p > threshold``.
+        Membranes: membrane where the membrane probability exceeds it, for the warping error,
+        the pixel error and the adapted Rand error; V_Rand and V_Info are maximised over the
+        thresholds 0.0-1.0 instead.
+    membrane_class : int, default 0
+        Membranes: which class of a prediction is membrane, ``probs[membrane_class]`` of a
+        ``(C, *S)`` probability map and the pixels of that class in a class map. Class maps
+        are read as ``predict`` writes ``_mask`` files: a 0/255 map is classes 0 and 1 (255),
+        any other integer or bool map holds class indices. 0 fits a 2-class net trained on
+        ISBI labels (membrane 0 is class 0, cells 255 class 1).
+    num_classes : int, optional
+        Semantic class maps: the number of classes (default: from the data).
+    min_size : int, default 0
+        Cells: predicted objects made from probabilities or masks smaller than this (pixels)
+        are removed.
+    metrics : sequence of str or str, optional
+        Report only these metrics, keys of :func:`metric_keys` (a string is split at commas);
+        default: all. A metric ``m`` keeps its column ``m`` and the summary entries ``m``,
+        ``mean_m`` and ``pooled_m``; ``pq`` also keeps ``panoptic_quality``.
+    volume : bool, default False
+        :func:`evaluate_files`: score a 3D truth ``(Z, Y, X)`` as one volume (3D objects: a
+        ball is one object, counted once) instead of page by page as 2D images.
+        :func:`evaluate` scores the arrays it is given as they are. The ISBI scores are 2D by
+        definition: in a volume, V_Rand/V_Info regions and the warp stay per slice.
     """
 
     task: str = "semantic"
@@ -65,20 +156,31 @@ class EvalOptions:
     membrane_class: int = 0
     num_classes: int | None = None
     min_size: int = 0
+    metrics: Sequence[str] | str | None = None
+    volume: bool = False
 
 
 def _key(path: Path) -> str:
     return _SUFFIX.sub("", file_stem(path))
 
 
-def _images(path: Path, suffix: str | None = None) -> list[tuple[str, Path, int | None]]:
-    """(key, file, page) for every image in a folder, or every page of a stack file.
+def _is_stack(a: Any) -> bool:
+    """A ``(Z, Y, X)`` stack of pages (not a ``(Y, X, 3)`` colour image)."""
+    return len(a.shape) == 3 and a.shape[-1] > 4
+
+
+def _is_folder(path: Path) -> bool:
+    return path.is_dir() and path.suffix.lower() != ".zarr"
+
+
+def _images(path: Path, suffix: str | None = None) -> list[tuple[str, Path]]:
+    """(key, file) for every image in a folder, or the one file ``path``.
 
     ``suffix`` keeps only files whose name without extension ends with it (e.g. ``_probs``).
     """
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
-    if path.is_dir() and path.suffix.lower() != ".zarr":
+    if _is_folder(path):
         files = sorted(
             p
             for p in path.iterdir()
@@ -88,12 +190,8 @@ def _images(path: Path, suffix: str | None = None) -> list[tuple[str, Path, int 
         )
         if not files:
             raise ValueError(f"{path}: the folder holds no images")
-        return [(_key(p), p, None) for p in files]
-    data = read_image(path)
-    pages = data.shape[0] if data.ndim == 3 and data.shape[-1] > 4 else 0
-    if pages:
-        return [(f"{_key(path)}[{i}]", path, i) for i in range(pages)]
-    return [(_key(path), path, None)]
+        return [(_key(p), p) for p in files]
+    return [(_key(path), path)]
 
 
 #: which of ``biounet predict``'s outputs of one image a task scores, first found first
@@ -115,22 +213,24 @@ def pair_files(
     *,
     pred_suffix: str | None = None,
     prefer: Sequence[str] = PREFERRED["semantic"],
-) -> list[tuple[str, tuple, tuple]]:
-    """Predictions paired with truth by stem (or page).
+) -> list[tuple[str, Path, Path]]:
+    """Prediction files paired with truth files by stem: ``(name, prediction, truth)``.
 
     Where a folder holds several outputs of one image (``a_mask.png``, ``a_labels.tif``,
     ``a_probs.tif``), the first suffix of ``prefer`` found is scored. Images on one side only
     are named in a warning and not scored (so a held-out subset can be scored against a full
-    ground-truth folder); no pair at all is an error.
+    ground-truth folder); no pair at all is an error. Two stack files (a 3D truth) pair
+    whatever their names; :func:`evaluate_files` splits them into pages.
     """
-    p_items, t_items = _images(Path(pred), pred_suffix), _images(Path(truth))
-    if len(p_items) == len(t_items) and all(p[2] is not None for p in p_items + t_items):
-        return [(t[0], p[1:], t[1:]) for p, t in zip(p_items, t_items)]  # stack vs stack
-    preds: dict[str, tuple[Path, int | None]] = {}
-    for k, f, i in sorted(p_items, key=lambda item: -_rank(item[1], prefer)):
-        preds[k] = (f, i)  # the preferred output comes last and wins
-    truths = {k for k, _, _ in t_items}
-    missing = [k for k, _, _ in t_items if k not in preds]
+    pred, truth = Path(pred), Path(truth)
+    p_items, t_items = _images(pred, pred_suffix), _images(truth)
+    if not _is_folder(pred) and not _is_folder(truth) and _is_stack(read_image(truth)):
+        return [(t_items[0][0], pred, truth)]  # stack vs stack
+    preds: dict[str, Path] = {}
+    for k, f in sorted(p_items, key=lambda item: -_rank(item[1], prefer)):
+        preds[k] = f  # the preferred output comes last and wins
+    truths = {k for k, _ in t_items}
+    missing = [k for k, _ in t_items if k not in preds]
     extra = sorted(set(preds) - truths)
     if not set(preds) & truths:
         raise ValueError(
@@ -150,22 +250,85 @@ def pair_files(
                 ", ".join(names[:8]),
                 " ..." if len(names) > 8 else "",
             )
-    return [(k, preds[k], (f, i)) for k, f, i in t_items if k in preds]
+    return [(k, preds[k], f) for k, f in t_items if k in preds]
 
 
-def _load(item: tuple[Path, int | None]) -> np.ndarray:
-    f, page = item
-    a = np.asarray(read_image(f))
-    return a[page] if page is not None else a
+def _pages(name: str, pred: np.ndarray, truth: np.ndarray) -> list[tuple[str, Any, Any]]:
+    """The pages of a truth stack ``(Z, Y, X)`` and of its prediction, as 2D pairs."""
+    z, plane = truth.shape[0], truth.shape[1:]
+    if pred.shape == truth.shape or (
+        pred.ndim == 4 and pred.shape[0] == z and pred.shape[2:] == plane
+    ):  # (Z, Y, X) maps, or (Z, C, Y, X) probabilities as predict writes them for a stack
+        return [(f"{name}[{i}]", pred[i], truth[i]) for i in range(z)]
+    if pred.ndim == 4 and pred.shape[1:] == truth.shape:  # (C, Z, Y, X) of a 3D net
+        return [(f"{name}[{i}]", pred[:, i], truth[i]) for i in range(z)]
+    raise ValueError(
+        f"{name}: the prediction {pred.shape} does not match the truth stack {truth.shape} page "
+        "by page; expected (Z, Y, X) maps or (Z, C, Y, X) / (C, Z, Y, X) probabilities"
+    )
 
 
-def _truth_mask(truth: np.ndarray, fg: int | None) -> np.ndarray:
+def _channels_first(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """``(Z, C, Y, X)`` probabilities of a stack as ``(C, Z, Y, X)``, others unchanged."""
+    if (
+        pred.ndim == truth.ndim + 1 == 4
+        and pred.shape[1:] != truth.shape
+        and pred.shape[0] == truth.shape[0]
+        and pred.shape[2:] == truth.shape[1:]
+    ):
+        return np.moveaxis(pred, 1, 0)
+    return pred
+
+
+def _binary_classes(pred: np.ndarray) -> np.ndarray:
+    """Class indices of an integer map: two values, the larger above 1 (0/255), are 0 and 1."""
+    values = np.unique(pred)
+    if len(values) <= 2 and values.max(initial=0) > 1:  # a 0/255 mask
+        return np.asarray(pred == values.max()).astype(np.int64)
+    return pred.astype(np.int64)
+
+
+def _truth_membrane(name: str, truth: np.ndarray, value: int) -> np.ndarray:
     values = np.unique(truth)
     if len(values) > 2:
-        raise ValueError(f"a binary ground truth holds at most 2 values, found {values[:10]}")
-    value = fg if fg is not None else int(values.max())
+        raise ValueError(
+            f"{name}: a membrane ground truth holds 2 values (membrane and cells), found "
+            f"{len(values)}: {values[:10]}"
+        )
+    if value not in values:
+        log.warning(
+            "%s: no truth pixel has the membrane value %d (values: %s); set truth_foreground "
+            "(--truth-foreground) to the value of the membranes",
+            name,
+            value,
+            ", ".join(str(v) for v in values),
+        )
     mask: np.ndarray = truth == value
     return mask
+
+
+def _membrane_prob(name: str, pred: np.ndarray, nd: int, o: EvalOptions) -> np.ndarray:
+    """The membrane probability (float in [0, 1], float32 or wider) of a prediction."""
+    if pred.ndim == nd + 1:  # probabilities (C, *S)
+        if not 0 <= o.membrane_class < pred.shape[0]:
+            raise ValueError(
+                f"{name}: membrane_class {o.membrane_class} is not a class of the probability "
+                f"map of shape {pred.shape} (classes 0..{pred.shape[0] - 1})"
+            )
+        prob = np.asarray(pred[o.membrane_class])
+    elif pred.dtype.kind == "f":
+        prob = np.asarray(pred)
+    else:  # a class map as predict writes it: 0/255 (255 = class 1) or class indices
+        values = np.unique(pred)
+        classes = pred // 255 if values.max(initial=0) == 255 and set(values) <= {0, 255} else pred
+        prob = (classes == o.membrane_class).astype(np.float32)
+    prob = prob.astype(np.result_type(prob.dtype, np.float32), copy=False)  # values kept
+    if prob.size and not (np.isfinite(prob).all() and prob.min() >= 0 and prob.max() <= 1):
+        raise ValueError(
+            f"{name}: a membrane probability must lie in [0, 1], got [{prob.min()}, "
+            f"{prob.max()}]; scale it first (8-bit maps: divide by 255)"
+        )
+    return prob
 
 
 def _truth_classes(name: str, pred: np.ndarray, truth: np.ndarray, o: EvalOptions) -> np.ndarray:
@@ -203,16 +366,85 @@ def _class_map(pred: np.ndarray, truth_ndim: int, o: EvalOptions) -> np.ndarray:
         return classes
     if pred.dtype.kind == "f":
         return (pred > o.threshold).astype(np.int64)
-    values = np.unique(pred)
-    if len(values) <= 2 and values.max(initial=0) > 1:  # a 0/255 mask
-        return np.asarray(pred == values.max()).astype(np.int64)
-    return pred.astype(np.int64)
+    return _binary_classes(pred)
+
+
+def _selected(o: EvalOptions, choices: Sequence[str]) -> set[str] | None:
+    """The metrics of ``o.metrics``, checked against ``choices``; None for all."""
+    if o.metrics is None:
+        return None
+    names = o.metrics.split(",") if isinstance(o.metrics, str) else list(o.metrics)
+    names = [str(m).strip() for m in names if str(m).strip()]
+    if not names:
+        raise ValueError(f"metrics {o.metrics!r} names no metric; choose from {', '.join(choices)}")
+    return {look_up(m, choices, f"metric of task {o.task!r}") for m in names}
+
+
+def _metric_of(key: str, choices: Sequence[str]) -> str | None:
+    """The metric a summary key belongs to: itself, its alias, or ``mean_m``/``pooled_m``'s m."""
+    if key in choices:
+        return key
+    if key in _ALIAS:
+        return _ALIAS[key]
+    for prefix in ("mean_", "pooled_"):
+        if key.startswith(prefix) and key[len(prefix) :] in choices:
+            return key[len(prefix) :]
+    return None
+
+
+def _filter(
+    rows: list[dict[str, Any]],
+    summary: dict[str, Any],
+    keep: set[str] | None,
+    choices: Sequence[str],
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    if keep is None:
+        return rows, summary
+    rows = [{k: v for k, v in r.items() if k == "image" or k in keep} for r in rows]
+    summary = {k: v for k, v in summary.items() if k == "images" or _metric_of(k, choices) in keep}
+    return rows, summary
 
 
 def evaluate(
     pairs: Sequence[tuple[str, np.ndarray, np.ndarray]], options: EvalOptions
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Scores per image and over the whole set for ``(name, prediction, truth)`` triples."""
+    """Scores per image and over the whole set for ``(name, prediction, truth)`` triples.
+
+    Parameters
+    ----------
+    pairs : sequence of (str, numpy.ndarray, numpy.ndarray)
+        Name, prediction and truth of each image. Truth: ``(*S)``, ``S = (Y, X)`` or
+        ``(Z, Y, X)``; prediction: ``(C, *S)`` probabilities or a ``(*S)`` map (see
+        :class:`EvalOptions` for how each task reads them). Arrays are scored as given: a
+        ``(Z, Y, X)`` pair is one volume.
+    options : EvalOptions
+
+    Returns
+    -------
+    rows : list of dict
+        One per image: ``image`` (the name) and the task's metrics (:func:`metric_keys`).
+    summary : dict
+        ``images`` (their number); ``mean_m``, the mean over images of every row metric ``m``
+        (not of thresholds; images where ``m`` is NaN, such as SEG without reference objects,
+        left out); ``pooled_*`` from one confusion matrix of all pixels (semantic: with every
+        class's ``iou_c``, ``dice_c``, ``precision_c``, ``recall_c``); cells: the instance
+        scores from counts pooled over all objects; membranes: the stack figure (below).
+
+    Notes
+    -----
+    Membranes: ``v_rand``, ``v_info`` and their ``_split``, ``_merge`` and ``_threshold`` in the
+    summary are :func:`biounet.metrics.isbi_scores` of all slices stacked, as the challenge
+    scores a stack: one threshold for all slices, the pair counts pooled over them; a per-slice
+    row uses that slice's own best threshold, so ``mean_v_rand`` is at least as high. When the
+    slices differ in size only the means are given. ``one_minus_v_rand`` is ``1 - v_rand``
+    (after thinning); the "Rand error" of the original 2012 leaderboard (and of the U-Net paper)
+    was "1 - the maximal F-score of the foreground-restricted Rand index" as the challenge's
+    page puts it, a related but not identical figure that we have not reproduced.
+    ``warping_error`` and ``pixel_error`` are at ``threshold`` (0.5 by default), not
+    minimised over thresholds; ``pooled_warping_error`` counts the error pixels of all slices
+    over all their pixels. ``rand_error`` is the adapted Rand error (SNEMI3D, scikit-image) of
+    the thinned regions at ``threshold`` against the truth regions, truth membrane left out.
+    """
     from . import postprocess
     from .metrics import (
         ConfusionMatrix,
@@ -223,17 +455,33 @@ def evaluate(
         seg_score,
         topology_errors,
     )
+    from .metrics.isbi import _regions, _thin
 
     o = options
     look_up(o.task, TASKS, "task")
+    if not 0 < o.threshold < 1:
+        raise ValueError(f"threshold must be in (0, 1), got {o.threshold}")
     rows: list[dict[str, Any]] = []
     k = o.num_classes or 2
     if o.task == "semantic":
         pairs = [(name, pred, _truth_classes(name, pred, truth, o)) for name, pred, truth in pairs]
         if o.num_classes is None:
             k = max(2, *(int(t.max()) + 1 for _, _, t in pairs)) if pairs else 2
+    choices = metric_keys(o.task, k)
+    keep = _selected(o, choices)
+    membrane_value = 0 if o.truth_foreground is None else int(o.truth_foreground)
+    if o.task == "membranes":
+        log.info(
+            "membranes: truth pixels of value %d are membrane (%s); prediction class %d is "
+            "membrane",
+            membrane_value,
+            "the ISBI convention" if o.truth_foreground is None else "truth_foreground",
+            o.membrane_class,
+        )
     total_cm = ConfusionMatrix(k)
     acc = InstanceAccumulator()
+    stack: list[tuple[np.ndarray, np.ndarray]] = []  # membranes: (probability, truth mask)
+    warp_pixels = n_pixels = 0
     for name, pred, truth in pairs:
         nd = truth.ndim
         if tuple(pred.shape[-nd:]) != tuple(truth.shape):
@@ -246,7 +494,7 @@ def evaluate(
             cls = _class_map(pred, nd, o)
             cm.update(truth, cls)
             total_cm.update(truth, cls)
-            row.update({m: cm.scores()[m] for m in ("pixel_error", "iou", "dice")})
+            row.update({m: cm.scores()[m] for m in _ROW_KEYS["semantic"]})
         elif o.task == "cells":
             t_inst = truth.astype(np.int64)
             if len(np.unique(t_inst)) <= 2 and t_inst.max() > 1:  # a binary truth mask
@@ -276,61 +524,86 @@ def evaluate(
                 found=int(m["n_pred"]),
             )
         else:
-            t_mem = _truth_mask(truth, o.truth_foreground)
-            if pred.ndim == nd + 1:
-                prob = pred[o.membrane_class].astype(np.float64)
-            elif pred.dtype.kind == "f":
-                prob = pred.astype(np.float64)
-            else:  # a membrane mask (0/255 or 0/1): membranes are the larger value
-                prob = (pred == pred.max()).astype(np.float64)
+            t_mem = _truth_membrane(name, truth, membrane_value)
+            prob = _membrane_prob(name, pred, nd, o)
+            stack.append((prob, t_mem))
             s = isbi_scores(prob, t_mem)
-            p_mem = prob > 0.5
+            p_mem = prob > o.threshold
             topo = topology_errors(t_mem, p_mem)
-            regions_t = postprocess.membrane_regions(t_mem.astype(np.float64))
-            regions_p = postprocess.membrane_regions(prob, thin=True)
+            warp_pixels += int(topo["error_pixels"])
+            n_pixels += t_mem.size
+            regions_t = _regions(~t_mem)
+            regions_p = _thin(_regions(~p_mem))
             cm = ConfusionMatrix(2)
             cm.update(t_mem, p_mem)
             total_cm.update(t_mem, p_mem)
+            row.update({key: s[key] for key in _ISBI_KEYS})
             row.update(
-                v_rand=s["v_rand"],
-                v_info=s["v_info"],
                 warping_error=topo["warping_error"],
                 rand_error=adapted_rand_error(regions_t, regions_p)["error"],
                 pixel_error=cm.scores()["pixel_error"],
             )
         rows.append(row)
     summary: dict[str, Any] = {"images": len(rows)}
-    numeric = [k2 for k2 in (rows[0] if rows else {}) if k2 != "image"]
-    for key in numeric:
+    if o.task == "membranes" and stack:
+        planes = {p.shape[-2:] for p, _ in stack}
+        if len(planes) == 1:
+            whole = isbi_scores(
+                np.concatenate([p.reshape(-1, *p.shape[-2:]) for p, _ in stack]),
+                np.concatenate([t.reshape(-1, *t.shape[-2:]) for _, t in stack]),
+            )
+            summary.update({key: whole[key] for key in _ISBI_KEYS})
+            summary["one_minus_v_rand"] = 1.0 - whole["v_rand"]
+        else:
+            log.info("membranes: slices of different sizes; no stack figure, only the means")
+    for key in rows[0] if rows else {}:
+        if key == "image" or key.endswith("_threshold"):
+            continue
         vals = [r[key] for r in rows if isinstance(r[key], int | float) and not math.isnan(r[key])]
         summary[f"mean_{key}"] = float(np.mean(vals)) if vals else float("nan")
+    pooled = total_cm.scores()
     if o.task == "cells":
-        pooled = acc.scores()
+        inst = acc.scores()
         summary.update(
             {
-                k2: pooled[k2]
-                for k2 in (
-                    "precision",
-                    "recall",
-                    "f1",
-                    "mean_ap",
-                    "ap_50",
-                    "panoptic_quality",
-                    "seg",
-                )
+                k2: inst[k2]
+                for k2 in ("precision", "recall", "f1", "mean_ap", "ap_50", "panoptic_quality")
             }
         )
-    summary.update({f"pooled_{m}": total_cm.scores()[m] for m in ("pixel_error", "iou", "dice")})
-    return rows, summary
+        summary["seg"] = inst["seg"]
+    if o.task == "membranes":
+        summary["pooled_warping_error"] = warp_pixels / n_pixels if n_pixels else 0.0
+    pooled_keys = ["pixel_error", "iou", "dice"]
+    if o.task == "semantic":
+        pooled_keys[1:1] = ["accuracy"]
+        pooled_keys += [f"{m}_{c}" for c in range(k) for m in _PER_CLASS]
+    summary.update({f"pooled_{m}": pooled[m] for m in pooled_keys})
+    return _filter(rows, summary, keep, choices)
 
 
 def evaluate_files(
     pred: str | Path, truth: str | Path, options: EvalOptions, *, pred_suffix: str | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """:func:`evaluate` on files: ``pred`` and ``truth`` are folders or stacks."""
+    """:func:`evaluate` on files: ``pred`` and ``truth`` are folders or (stack) files.
+
+    A 3D truth ``(Z, Y, X)`` is split into its pages (rows ``name[0]``, ``name[1]``, ...) with
+    the prediction's pages: ``(Z, Y, X)`` maps, or ``(Z, C, Y, X)`` (``predict`` on a stack)
+    or ``(C, Z, Y, X)`` probabilities. With ``options.volume`` it is scored as one volume
+    (``(Z, C, Y, X)`` probabilities are then read as ``(C, Z, Y, X)``).
+    """
     look_up(options.task, TASKS, "task")
-    pairs = pair_files(pred, truth, pred_suffix=pred_suffix, prefer=PREFERRED[options.task])
-    return evaluate([(name, _load(p), _load(t)) for name, p, t in pairs], options)
+    items: list[tuple[str, np.ndarray, np.ndarray]] = []
+    for name, p_file, t_file in pair_files(
+        pred, truth, pred_suffix=pred_suffix, prefer=PREFERRED[options.task]
+    ):
+        p, t = np.asarray(read_image(p_file)), np.asarray(read_image(t_file))
+        if options.volume:
+            items.append((name, _channels_first(p, t), t))
+        elif _is_stack(t):
+            items.extend(_pages(name, p, t))
+        else:
+            items.append((name, p, t))
+    return evaluate(items, options)
 
 
 def format_table(rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
@@ -339,11 +612,13 @@ def format_table(rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
         return "no images"
     keys = [k for k in rows[0] if k != "image"]
     width = max(12, *(len(str(r["image"])) for r in rows))
-    head = f"{'image':<{width}}" + "".join(f"{k:>14}" for k in keys)
+    cols = {k: max(10, len(k) + 2) for k in keys}
+    head = f"{'image':<{width}}" + "".join(f"{k:>{cols[k]}}" for k in keys)
     lines = [head, "-" * len(head)]
     for r in rows:
         cells = "".join(
-            f"{r[k]:>14.4f}" if isinstance(r[k], float) else f"{r[k]:>14}" for k in keys
+            f"{r[k]:>{cols[k]}.4f}" if isinstance(r[k], float) else f"{r[k]:>{cols[k]}}"
+            for k in keys
         )
         lines.append(f"{r['image']!s:<{width}}{cells}")
     lines.append("-" * len(head))
@@ -356,6 +631,19 @@ def format_table(rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _plain(value: Any) -> Any:
+    """JSON-ready: NaN and infinite numbers as None, NumPy scalars as Python numbers."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def write_reports(
     rows: list[dict[str, Any]],
     summary: dict[str, Any],
@@ -363,7 +651,11 @@ def write_reports(
     json_path: str | Path | None = None,
     csv_path: str | Path | None = None,
 ) -> None:
-    """Write the scores as JSON (rows and summary) and/or CSV (one row per image), atomically."""
+    """Write the scores as JSON (rows and summary) and/or CSV (one row per image), atomically.
+
+    Undefined scores (NaN, such as SEG of an image without reference objects) are ``null`` in
+    the JSON, which is strict (no ``NaN``), and empty cells in the CSV.
+    """
     import csv
     import io
     import json
@@ -371,13 +663,16 @@ def write_reports(
     from .data.io import atomic_path
 
     if json_path:
+        text = json.dumps(_plain({"images": rows, "summary": summary}), indent=2, allow_nan=False)
         with atomic_path(json_path) as tmp:
-            tmp.write_text(json.dumps({"images": rows, "summary": summary}, indent=2))
+            tmp.write_text(text)
     if csv_path:
         buf = io.StringIO()
         if rows:
             writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows(
+                {k: "" if v is None else v for k, v in _plain(r).items()} for r in rows
+            )
         with atomic_path(csv_path) as tmp:
             tmp.write_text(buf.getvalue())
