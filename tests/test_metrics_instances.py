@@ -178,3 +178,16 @@ def test_input_errors() -> None:
         match_instances(a, a, threshold=1.5)
     with pytest.raises(ValueError, match=r"IoU threshold must be in \(0, 1\], got 0"):
         InstanceAccumulator(thresholds=[0.0])
+
+
+def test_a_true_positive_needs_iou_of_at_least_the_threshold() -> None:
+    """IoU exactly 0.5 is a TP (>=, as StarDist); Kirillov et al.'s PQ would need > 0.5."""
+    truth = np.array([[1, 1, 0, 2, 2, 2]])
+    pred = np.array([[3, 0, 0, 4, 4, 0]])  # IoU 1/2 and 2/3
+    s = match_instances(truth, pred)
+    assert (s["tp"], s["fp"], s["fn"]) == (2.0, 0.0, 0.0)
+    assert s["panoptic_quality"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+    strict = match_instances(truth, pred, threshold=0.5 + 1e-9)
+    assert (strict["tp"], strict["fp"], strict["fn"]) == (1.0, 1.0, 1.0)
+    assert strict["panoptic_quality"] == pytest.approx((2 / 3) / 2)
+    assert average_precision(truth, pred, thresholds=[0.5])[0] == 1.0

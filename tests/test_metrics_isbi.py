@@ -158,6 +158,24 @@ def test_isbi_thinning_forgives_thick_membranes() -> None:
     assert unthinned["v_rand"] < 0.9 and unthinned["v_rand_merge"] == pytest.approx(1.0)
 
 
+def test_thinning_gives_each_membrane_pixel_its_nearest_region() -> None:
+    """As isbi_scores documents: nearest region pixel in Euclidean distance, none left over."""
+    from biounet.metrics.isbi import _thin
+
+    labels = np.zeros((1, 9), np.int64)
+    labels[0, 0], labels[0, 8] = 1, 2  # a 7-px membrane between two regions
+    np.testing.assert_array_equal(_thin(labels)[0], [1, 1, 1, 1, 1, 2, 2, 2, 2])
+    corner = np.zeros((5, 5), np.int64)
+    corner[0, 0], corner[4, 4], corner[0, 4] = 1, 2, 3
+    thinned = _thin(corner)
+    yy, xx = np.indices(corner.shape)
+    seeds = {1: (0, 0), 2: (4, 4), 3: (0, 4)}
+    dist = np.stack([np.hypot(yy - y, xx - x) for y, x in seeds.values()])
+    unique = np.sort(dist, axis=0)[0] < np.sort(dist, axis=0)[1]  # no tie
+    np.testing.assert_array_equal(thinned[unique], (np.argmin(dist, axis=0) + 1)[unique])
+    assert (thinned > 0).all()
+
+
 def test_isbi_takes_the_best_threshold(membranes: tuple[np.ndarray, np.ndarray]) -> None:
     truth, prob = membranes
     best = isbi_scores(prob, truth)

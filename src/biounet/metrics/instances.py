@@ -158,7 +158,11 @@ def match_instances(
     """Match predicted to true objects by IoU and count TP, FP and FN.
 
     A true and a predicted object form a true positive when they are paired and their
-    intersection over union is at least ``threshold``. The pairing maximises the number of
+    intersection over union is at least ``threshold`` (IoU >= threshold: at the default 0.5 a
+    pair with IoU exactly 0.5 is a TP, as in StarDist's matching; Kirillov et al. 2019 define
+    panoptic quality with IoU > 0.5, so ``panoptic_quality`` differs from theirs when a pair
+    has an IoU of exactly 0.5, e.g. a 1-pixel prediction inside a 2-pixel object). The
+    pairing maximises the number of
     true positives, then their total IoU, each object in at most one pair (optimal assignment;
     for ``threshold > 0.5`` every object has at most one candidate, so it is unique).
     Unpaired predictions are false positives, unpaired true objects false negatives.
@@ -179,7 +183,8 @@ def match_instances(
         ``recall = TP / (TP + FN)``, ``f1 = TP / (TP + FP/2 + FN/2)``,
         ``accuracy = TP / (TP + FP + FN)`` (the AP of :func:`average_precision`),
         ``mean_matched_iou`` (mean IoU of the true positives, the SQ of Kirillov et al. 2019)
-        and ``panoptic_quality = sum of TP IoUs / (TP + FP/2 + FN/2)``. A ratio whose
+        and ``panoptic_quality = sum of TP IoUs / (TP + FP/2 + FN/2)`` (TPs at IoU >=
+        ``threshold``, see above). A ratio whose
         denominator is 0 is 1.0 when both images have no object (nothing to find, nothing
         found) and 0.0 otherwise (e.g. precision with an empty prediction).
     """
