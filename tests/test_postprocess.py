@@ -9,7 +9,14 @@ import pytest
 from scipy import ndimage as ndi
 
 from biounet.data.synthetic import make_membranes
-from biounet.postprocess import fill_holes, instances, membrane_regions, remove_small, semantic
+from biounet.postprocess import (
+    fill_holes,
+    instances,
+    instances_from_probabilities,
+    membrane_regions,
+    remove_small,
+    semantic,
+)
 
 
 def disks(shape: tuple[int, ...], centres: list[tuple[int, ...]], r: float) -> np.ndarray:
@@ -255,6 +262,34 @@ def test_membrane_regions_recover_synthetic_cells() -> None:
     assert regions.max() == len(np.unique(cells[cells > 0]))
     pairs = set(zip(regions[inside].tolist(), cells[inside].tolist()))
     assert len(pairs) == regions.max()  # one cell per region and one region per cell
+
+
+def test_instances_from_probabilities_of_an_em_net_and_a_cell_net() -> None:
+    m = grid(3)  # membrane probability: 9 cells
+    probs = np.stack([m, 1 - m])  # a net trained on ISBI labels: class 0 = membrane
+    regions = instances_from_probabilities(probs, kind="membranes")
+    np.testing.assert_array_equal(regions, membrane_regions(m))
+    assert regions.max() == 9
+    thin = instances_from_probabilities(probs, kind="membranes", thin=True, min_size=2)
+    np.testing.assert_array_equal(thin, membrane_regions(m, thin=True, min_size=2))
+    three = np.stack([0.5 * (1 - m), 0.5 * (1 - m), m])  # membrane as class 2
+    np.testing.assert_array_equal(
+        instances_from_probabilities(three, kind="membranes", membrane_class=2), regions
+    )
+    # cells: the watershed of instances(), options passed on
+    yy, xx = np.mgrid[:24, :40]
+    fg = (((yy - 12) ** 2 + (xx - 14) ** 2 <= 64) | ((yy - 12) ** 2 + (xx - 26) ** 2 <= 64)) * 1.0
+    cells = np.stack([1 - fg, fg])
+    assert instances_from_probabilities(cells).max() == 2
+    assert instances_from_probabilities(cells, kind="cells", separate="none").max() == 1
+    with pytest.raises(ValueError, match=r"unknown kind 'membrane': did you mean 'membranes'"):
+        instances_from_probabilities(probs, kind="membrane")
+    with pytest.raises(ValueError, match=r"membrane_class 2 is not a class of probs \(2, 36, 36\)"):
+        instances_from_probabilities(probs, kind="membranes", membrane_class=2)
+    with pytest.raises(ValueError, match=r"membrane_class=0 applies to kind='membranes'"):
+        instances_from_probabilities(cells, membrane_class=0)
+    with pytest.raises(ValueError, match=r"probs must be \(C, Y, X\) or \(C, Z, Y, X\)"):
+        instances_from_probabilities(m, kind="membranes")
 
 
 # --- errors ------------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 Probabilities are ``(C, *S)`` arrays: ``C >= 2`` classes (softmax over axis 0, class 0 =
 background) over ``S = (Y, X)`` or ``(Z, Y, X)``. :func:`semantic` gives class maps,
 :func:`instances` objects (touching cells separated by a seeded watershed),
-:func:`membrane_regions` the regions between EM membranes; :func:`fill_holes` and
+:func:`membrane_regions` the regions between EM membranes, and
+:func:`instances_from_probabilities` either of the last two from a network's output;
+:func:`fill_holes` and
 :func:`remove_small` are the label clean-ups. Instance labels are int32, 0 = background, for
 :func:`biounet.data.write_labels` (16- or 32-bit TIFF).
 """
@@ -11,6 +13,7 @@ background) over ``S = (Y, X)`` or ``(Z, Y, X)``. :func:`semantic` gives class m
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -19,7 +22,18 @@ from skimage.segmentation import relabel_sequential, watershed
 
 from ._checks import look_up
 
-__all__ = ["fill_holes", "instances", "membrane_regions", "remove_small", "semantic"]
+__all__ = [
+    "INSTANCE_KINDS",
+    "fill_holes",
+    "instances",
+    "instances_from_probabilities",
+    "membrane_regions",
+    "remove_small",
+    "semantic",
+]
+
+#: what :func:`instances_from_probabilities` makes objects of
+INSTANCE_KINDS = ("cells", "membranes")
 
 Spacing = float | Sequence[float] | None
 
@@ -244,6 +258,62 @@ def membrane_regions(
     if thin and regions.any():
         regions = watershed(p, regions, connectivity=conn, watershed_line=True)
     return np.asarray(relabel_sequential(regions)[0], np.int32)
+
+
+def instances_from_probabilities(
+    probs: np.ndarray,
+    *,
+    kind: str = "cells",
+    membrane_class: int | None = None,
+    **options: Any,
+) -> np.ndarray:
+    """Instance labels from a network's class probabilities: cells, or regions between membranes.
+
+    Parameters
+    ----------
+    probs : (C, Y, X) or (C, Z, Y, X) array of float
+        Per-class probabilities in [0, 1], ``C >= 2`` (``biounet predict``'s ``_probs``).
+    kind : {"cells", "membranes"}, default "cells"
+        "cells": :func:`instances` of ``probs`` (objects of the foreground class, touching
+        cells separated by a seeded watershed). "membranes" (EM): :func:`membrane_regions` of
+        ``probs[membrane_class]``, the regions the membranes enclose.
+    membrane_class : int, optional
+        "membranes" only: the class that is membrane; default 0, as for a 2-class net trained
+        on ISBI 2012 labels (membrane 0 = class 0, cells 255 = class 1).
+    **options
+        Keywords of :func:`instances` ("cells": ``foreground_class``, ``threshold``, ``h``,
+        ``min_size``, ...) or of :func:`membrane_regions` ("membranes": ``threshold``,
+        ``min_size``, ``thin``, ``connectivity``).
+
+    Returns
+    -------
+    (Y, X) or (Z, Y, X) array of int32
+        0 background (cells) or membrane (membranes), objects ``1..n``.
+
+    Examples
+    --------
+    >>> m = np.zeros((5, 5))
+    >>> m[2, :] = m[:, 2] = 1.0  # class 0: membrane
+    >>> labels = instances_from_probabilities(np.stack([m, 1 - m]), kind="membranes")
+    >>> int(labels.max()), int(labels[2, 2])
+    (4, 0)
+    """
+    what = look_up(kind, INSTANCE_KINDS, "kind")
+    p = _check_probs(probs, "probs")
+    if what == "cells":
+        if membrane_class is not None:
+            raise ValueError(
+                f"membrane_class={membrane_class} applies to kind='membranes', not 'cells'; "
+                "cells take foreground_class"
+            )
+        return instances(p, **options)
+    k = 0 if membrane_class is None else membrane_class
+    if isinstance(k, bool) or int(k) != k or not 0 <= k < p.shape[0]:
+        raise ValueError(
+            f"membrane_class {membrane_class!r} is not a class of probs {p.shape} "
+            f"(classes 0..{p.shape[0] - 1})"
+        )
+    return membrane_regions(p[int(k)], **options)
 
 
 def fill_holes(labels: np.ndarray, *, connectivity: int = 1) -> np.ndarray:
