@@ -9,6 +9,9 @@ instances are its 4-connected non-membrane regions. Each metric runs once to war
 ``--repeats`` times; the table gives the median and best wall time. Goal: warping error under
 5 s per slice. The adapted Rand error takes the thresholded regions with the predicted membrane
 as label 0, which scikit-image's definition counts as one region: it is high for that reason.
+The last row times one slice through ``biounet.evaluation.evaluate`` with the default membranes
+options, as ``biounet evaluate --task membranes`` scores it: truth as an ISBI label PNG (membrane
+0, cells 255), prediction as ``predict``'s ``(2, Y, X)`` probabilities with class 0 = membrane.
 
 Usage: ``python benchmarks/metrics.py [--repeats 5] [--noise 0.15] [--seed 0]``
 """
@@ -25,6 +28,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from biounet.data.synthetic import make_membranes
+from biounet.evaluation import EvalOptions, evaluate
 from biounet.metrics.instances import (
     InstanceAccumulator,
     average_precision,
@@ -69,6 +73,10 @@ def run(name: str, truth: np.ndarray, prob: np.ndarray, repeats: int) -> None:
     pred = prob > 0.5
     truth_cells = ndi.label(~truth, CROSS)[0]
     pred_cells = ndi.label(~pred, CROSS)[0]
+    png = np.where(truth, 0, 255).astype(np.uint8)  # as an ISBI label PNG
+    probs = np.stack([prob, 1.0 - prob]).astype(np.float32)  # predict's _probs, class 0 membrane
+    slice_ = [(name, probs, png)]
+    membranes = EvalOptions("membranes")
     cases: list[tuple[str, Callable[[], object]]] = [
         ("isbi_scores (11 thresholds, thinned)", lambda: isbi_scores(prob, truth)),
         ("isbi_scores (11 thresholds, thin=False)", lambda: isbi_scores(prob, truth, thin=False)),
@@ -83,6 +91,7 @@ def run(name: str, truth: np.ndarray, prob: np.ndarray, repeats: int) -> None:
             "InstanceAccumulator.update",
             lambda: InstanceAccumulator().update(truth_cells, pred_cells),
         ),
+        ("evaluate, membranes (1 slice, all metrics)", lambda: evaluate(slice_, membranes)),
     ]
     print(
         f"\n{name}: {truth.shape}, {truth.mean():.1%} membrane, "
