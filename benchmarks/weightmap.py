@@ -38,7 +38,10 @@ def voronoi_cells(shape: tuple[int, int], n: int, seed: int) -> np.ndarray:
 
 
 def brute_force(labels: np.ndarray, w0: float = 10.0, sigma: float = 5.0) -> np.ndarray:
-    """Eq. 2 with one full-image distance transform per object (class weights 1)."""
+    """Eq. 2 at every pixel (``weight_map``'s default ``border_on="all"``), class weights 1.
+
+    One full-image distance transform per object.
+    """
     d1 = np.full(labels.shape, np.inf)
     d2 = np.full(labels.shape, np.inf)
     for v in np.unique(labels[labels != 0]):
@@ -46,7 +49,7 @@ def brute_force(labels: np.ndarray, w0: float = 10.0, sigma: float = 5.0) -> np.
         d2 = np.minimum(d2, np.maximum(d1, dist))
         d1 = np.minimum(d1, dist)
     term = w0 * np.exp(-((d1 + d2) ** 2) / (2 * sigma**2))
-    return np.asarray(1.0 + term * (labels == 0))
+    return np.asarray(1.0 + term)
 
 
 def median_ms(fn, repeats: int) -> float:

@@ -2,8 +2,9 @@
 
 Trains the ``cpu`` preset twice on the same synthetic fluorescence cells (clustered, touching,
 1 px gaps), identical in everything (seed, data, iterations, cross-entropy only) except the
-border weight: ``w0 = 10`` (the paper) against ``w0 = 0`` (class balancing only). Both runs
-go in parallel, one core each. Then both segment held-out images; objects are the connected
+border weight: ``w0 = 10`` (the paper; eq. 2 at every pixel, the pipeline's default
+``weights.border_on: all``) against ``w0 = 0`` (class balancing only). Both runs go in
+parallel, one core each. Then both segment held-out images; objects are the connected
 components of the predicted foreground (no watershed, so only the predicted gaps separate
 touching cells), matched to the true cells at IoU >= 0.5.
 

@@ -32,9 +32,12 @@ def brute_weight_map(
     w_c=(1.0, 1.0),
     spacing=None,
     background=0,
-    border_on="background",
+    border_on="all",
 ) -> np.ndarray:
-    """Eq. 2 written out directly, in float64, untruncated."""
+    """Eq. 2 written out directly at every pixel, in float64, untruncated.
+
+    ``border_on="background"``: the border term on background pixels only.
+    """
     fg = labels != background
     w = np.where(fg, w_c[1], w_c[0]).astype(np.float64)
     dist = object_distances(labels, spacing, background)
@@ -70,6 +73,21 @@ def two_disks() -> np.ndarray:
 # --- against brute force ---------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_the_default_is_eq2_at_every_pixel(seed: int) -> None:
+    # the issue's formula, literally: w = w_c + w0 exp(-(d1 + d2)^2 / 2 sigma^2) everywhere,
+    # d1 = 0 on the object itself; w_c balanced over this image, max class 1
+    labels = random_labels(seed, (40, 48))
+    fg = labels != 0
+    dist = np.sort([ndi.distance_transform_edt(labels != v) for v in np.unique(labels[fg])], 0)
+    n_fg, n_bg = fg.sum(), (~fg).sum()
+    w_c = np.where(fg, max(n_fg, n_bg) / n_fg, max(n_fg, n_bg) / n_bg)
+    expected = w_c + 10 * np.exp(-((dist[0] + dist[1]) ** 2) / (2 * 5.0**2))
+    got = weight_map(labels)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=2e-6)
+    assert (np.abs(got - expected)[fg] < 2e-6).all() and (expected - w_c)[fg].max() > 5
+
+
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("border_on", ["background", "all"])
 def test_matches_brute_force_2d(seed: int, border_on: str) -> None:
@@ -91,7 +109,7 @@ def test_truncation_is_exactly_below_tol(seed: int, tol: float) -> None:
     term = 10 * np.exp(-((dist[0] + dist[1]) ** 2) / (2 * 3.0**2))
     assert (term < tol).any() and (term >= tol).any()  # both regimes are present
     term[term < tol] = 0
-    expected = 1 + term * (labels == 0)
+    expected = 1 + term
     got = weight_map(labels, sigma=3.0, class_weights=None, tol=tol)
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
     assert np.abs(got - brute_weight_map(labels, sigma=3.0)).max() < tol
@@ -160,11 +178,16 @@ def test_two_disks_by_hand() -> None:
     assert w[20, 2] == pytest.approx(1 + 10 * math.exp(-(28**2) / 50), abs=2e-7)
     # d1 + d2 = 9 + 23 = 32: the term 1.3e-8 is below tol=1e-6 and set to 0
     assert w[20, 0] == 1.0
-    # on an object: no border term by default, d1 = 0 and d2 = 4 with border_on="all"
-    assert w[20, 19] == 1.0
-    w_all = weight_map(labels, class_weights=None, border_on="all")
-    assert w_all[20, 19] == pytest.approx(1 + 10 * math.exp(-16 / 50), rel=1e-6)
-    assert w_all[20, 21] == w[20, 21]
+    # on an object's edge: d1 = 0 and d2 = 4 (to the other disk's edge at x = 23)
+    assert w[20, 19] == pytest.approx(1 + 10 * math.exp(-16 / 50), rel=1e-6)
+    # one pixel inside: d1 = 0, d2 = 5; at the centre (20, 14): d2 = 9
+    assert w[20, 18] == pytest.approx(1 + 10 * math.exp(-25 / 50), rel=1e-6)
+    assert w[20, 14] == pytest.approx(1 + 10 * math.exp(-81 / 50), rel=1e-6)
+    # border_on="background": object pixels keep w_c, the gaps are unchanged
+    w_bg = weight_map(labels, class_weights=None, border_on="background")
+    assert w_bg[20, 19] == w_bg[20, 18] == w_bg[20, 14] == 1.0
+    assert w_bg[20, 21] == w[20, 21] and w_bg[15, 21] == w[15, 21]
+    np.testing.assert_array_equal(w_bg[labels == 0], w[labels == 0])
 
 
 def test_two_disks_balanced_and_custom_parameters() -> None:
@@ -172,6 +195,8 @@ def test_two_disks_balanced_and_custom_parameters() -> None:
     n_fg = 162
     n_bg = 40 * 44 - n_fg
     w = weight_map(labels)  # balanced: background is the more frequent class, weight 1
+    assert w[20, 14] == pytest.approx(n_bg / n_fg + 10 * math.exp(-81 / 50), rel=1e-6)
+    w = weight_map(labels, border_on="background")
     assert w[20, 14] == pytest.approx(n_bg / n_fg, rel=1e-6)
     assert w[0, 0] == 1.0
     assert w[20, 21] == pytest.approx(1 + 10 * math.exp(-16 / 50), rel=1e-6)

@@ -13,7 +13,10 @@ label; labels need not be consecutive.
 ``d1(x)`` and ``d2(x)`` are the Euclidean distances from pixel ``x`` to the nearest pixel of the
 nearest and of the second-nearest object, as ``scipy.ndimage.distance_transform_edt`` measures
 them: between pixel centres, 0 on the object itself, in the units of ``spacing`` (pixels when
-``spacing`` is None).
+``spacing`` is None). By default the formula holds at every pixel, as written: on an object
+pixel ``d1 = 0`` and ``d2`` is the distance to the nearest other object, so the rims of touching
+objects are weighted as well as the gaps between them. ``border_on="background"`` adds the
+border term on background pixels only (the gaps), a common variant.
 
 Speed and exactness: each object gets one distance transform, inside its bounding box enlarged
 by a cut-off radius ``R``, and the two smallest distances per pixel are kept. Where
@@ -49,6 +52,9 @@ __all__ = [
     "with_separation",
 ]
 
+#: where ``weight_map`` adds the border term (the first is the default)
+BORDER_ON = ("all", "background")
+
 ClassWeights = str | Sequence[float] | Mapping[int, float] | None
 Spacing = float | Sequence[float] | None
 
@@ -61,7 +67,7 @@ def weight_map(
     class_weights: ClassWeights = "balanced",
     spacing: Spacing = None,
     background: int = 0,
-    border_on: str = "background",
+    border_on: str = "all",
     tol: float = 1e-6,
 ) -> np.ndarray:
     """Pixel-wise loss weights ``w = w_c + w0 * exp(-(d1 + d2)**2 / (2 sigma**2))`` (paper, eq. 2).
@@ -85,11 +91,11 @@ def weight_map(
         ``sigma`` are in these units. Default: 1 per axis (pixels).
     background : int, default 0
         Label value of the background.
-    border_on : {"background", "all"}, default "background"
-        Where the border term is added. "background" (default, the paper's intent and the common
-        practice): only on background pixels, i.e. on the gaps between cells. "all": on every
-        pixel; on an object pixel ``d1 = 0`` and ``d2`` is the distance to the nearest other
-        object.
+    border_on : {"all", "background"}, default "all"
+        Where the border term is added. "all" (default, eq. 2 as written): on every pixel; on
+        an object pixel ``d1 = 0`` and ``d2`` is the distance to the nearest other object, so
+        object pixels next to another object are weighted too. "background": only on
+        background pixels, i.e. on the gaps between objects; object pixels keep ``w = w_c``.
     tol : float, default 1e-6
         The border term is set to 0 where it is below ``tol`` (weight units); this bounds the
         work to a radius ``sigma * sqrt(2 ln(w0 / tol))`` around each object (about 5.7 sigma
@@ -118,14 +124,19 @@ def weight_map(
     (dtype('float32'), (3, 7))
     >>> round(float(w[1, 3]), 4), round(1 + 10 * math.exp(-16 / 50), 4)
     (8.2615, 8.2615)
-    >>> float(w[1, 1])  # an object pixel: no border term by default
+
+    On an object pixel ``d1 = 0`` and ``d2 = 4``; ``border_on="background"`` leaves it at ``w_c``:
+
+    >>> round(float(w[1, 1]), 4), round(1 + 10 * math.exp(-16 / 50), 4)
+    (8.2615, 8.2615)
+    >>> float(weight_map(labels, class_weights=None, border_on="background")[1, 1])
     1.0
     """
     arr = _check_labels(labels)
     w0 = _check_number("w0", w0, minimum=0.0)
     sigma = _check_number("sigma", sigma, minimum=0.0, strict=True)
     tol = _check_number("tol", tol, minimum=0.0)
-    border_on = look_up(border_on, ("background", "all"), "border_on")
+    border_on = look_up(border_on, BORDER_ON, "border_on")
     sampling = _check_spacing(spacing, arr.ndim)
     lab, objects = _relabel(arr, background)
 
