@@ -33,9 +33,62 @@ def test_prepare_targets_and_weights() -> None:
     # the gap between cells 1 and 2 is the paper's high-weight border
     assert t.weights[15, 20] > 5 > t.weights[2, 2]
     fg = t.classes == 1
+    wc_fg = (~fg).sum() / fg.sum()
     np.testing.assert_allclose(t.weights[2, 2], 1.0)  # background is the frequent class
-    np.testing.assert_allclose(t.weights[fg].min(), (~fg).sum() / fg.sum(), rtol=1e-5)
+    # eq. 2 at every pixel (the default): the edge of cell 1 at x = 19 has d1 = 0 and d2 = 3
+    np.testing.assert_allclose(t.weights[15, 19], wc_fg + 10 * np.exp(-9 / 50), rtol=1e-5)
+    np.testing.assert_allclose(t.weights[15, 20], 1 + 10 * np.exp(-9 / 50), rtol=1e-5)  # gap
     assert len(t.focus) and (t.classes.ravel()[t.focus] == 1).mean() < 1  # objects and borders
+    # border_on="background": object pixels keep w_c alone, the gap is the same
+    (b,) = prepare(
+        samples(1),
+        AnnotationSpec("instances"),
+        Normalizer("range"),
+        WeightConfig(border_on="background"),
+    )
+    np.testing.assert_allclose(b.weights[fg].min(), wc_fg, rtol=1e-5)
+    np.testing.assert_allclose(b.weights[fg].max(), wc_fg, rtol=1e-5)
+    np.testing.assert_array_equal(b.weights[~fg], t.weights[~fg])
+
+
+def test_weight_config_spacing_reaches_the_weight_map() -> None:
+    from biounet.weightmap import weight_map
+
+    s = samples(1)[0]
+    cfg = WeightConfig(balance="none", spacing=(1.0, 4.0))  # pixels 4x wider than tall
+    (t,) = prepare([s], AnnotationSpec("instances"), Normalizer(), cfg)
+    # the 2 px gap between cells 1 and 2 (x = 20, 21) is 4 units per pixel wide in x
+    np.testing.assert_allclose(t.weights[15, 20], 1 + 10 * np.exp(-((4 + 8) ** 2) / 50), rtol=1e-5)
+    expected = weight_map(s.annotation, class_weights=None, spacing=(1.0, 4.0))
+    np.testing.assert_allclose(t.weights, expected, rtol=1e-6)
+    (iso,) = prepare([s], AnnotationSpec("instances"), Normalizer(), WeightConfig(balance="none"))
+    assert iso.weights[15, 20] > 5 * t.weights[15, 20]
+    with pytest.raises(ValueError, match=r"weights\.spacing \[1\.0, 1\.0, 4\.0\] has 3 values"):
+        prepare([s], AnnotationSpec("instances"), Normalizer(), WeightConfig(spacing=(1, 1, 4)))
+
+
+def test_weight_config_is_validated() -> None:
+    with pytest.raises(ValueError, match=r"unknown weights\.balance 'imgae': did you mean 'image'"):
+        WeightConfig(balance="imgae")
+    with pytest.raises(ValueError, match=r"unknown weights\.border_on 'backround': did you mean"):
+        WeightConfig(border_on="backround")
+    with pytest.raises(ValueError, match=r"weights\.sigma must be a finite number > 0, got 0"):
+        WeightConfig(sigma=0)
+    with pytest.raises(ValueError, match=r"weights\.spacing must be positive pixel sizes"):
+        WeightConfig(spacing=(1.0, -2.0))
+    assert WeightConfig(spacing=[50, 4, 4]).spacing == (50.0, 4.0, 4.0)  # from YAML: a list
+    assert WeightConfig().border_on == "all" and WeightConfig().spacing is None
+
+
+def test_separation_needs_instance_annotations() -> None:
+    s = samples(1)[0]
+    s.annotation = (s.annotation > 0).astype(np.uint8) * 255
+    with pytest.raises(
+        ValueError,
+        match=r"weights\.separation=2 needs instance annotations .*got 'binary': in a binary "
+        r"mask touching objects are one connected region",
+    ):
+        prepare([s], AnnotationSpec("binary"), Normalizer(), WeightConfig(separation=2))
 
 
 def test_ignore_value_gets_no_weight() -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._checks import look_up
 from ..augment import AugmentConfig, Params, draw, intensity, sampling_grid, warp
 from ..tiling import read_mirrored
 from .annotations import IGNORE_INDEX, AnnotationSpec, to_target
@@ -31,27 +32,73 @@ from .normalize import Normalizer
 __all__ = ["TileDataset", "TrainImage", "WeightConfig", "class_weights_of", "prepare"]
 
 
+BALANCES = ("image", "dataset", "none")
+BORDER_ON = ("all", "background")  # as biounet.weightmap.BORDER_ON (not imported: no scipy here)
+
+
 @dataclass(frozen=True)
 class WeightConfig:
     """The paper's loss weights: ``w = w_c + w0 * exp(-(d1 + d2)**2 / (2 sigma**2))``.
 
+    ``d1``, ``d2`` are the distances to the nearest and second-nearest object (0 on the
+    object itself), computed by :func:`biounet.weightmap.weight_map`.
+
     Attributes
     ----------
     w0 : float
-        Border weight (the paper: 10).
+        Border weight (the paper: 10); 0 switches the border term off.
     sigma : float
-        Border width, px (the paper: about 5).
+        Border width, in the units of ``spacing`` (px by default; the paper: about 5 px).
     balance : {"image", "dataset", "none"}
         Class-frequency balancing ``w_c``: per image, over the whole training set, or none.
     separation : int
-        Pixels between two objects closer than this many px become background in the target
-        (the paper's separating borders); 0 switches it off. Needs instance annotations.
+        Pixels between two objects closer than this (units of ``spacing``) become background
+        in the target (the paper's separating borders); 0 switches it off. Needs instance
+        annotations: in binary or class masks touching objects form one connected region, so
+        there is no border between them to find.
+    border_on : {"all", "background"}
+        Where the border term is added: "all" (default) at every pixel, as eq. 2 is written
+        (object pixels next to another object are weighted too: there ``d1 = 0``);
+        "background" only on background pixels, the gaps between objects.
+    spacing : tuple of float, optional
+        Pixel size per axis (e.g. ``(50.0, 4.0, 4.0)`` nm for anisotropic ``(Z, Y, X)`` EM),
+        one number per spatial axis or one for all; distances, ``sigma`` and ``separation``
+        are then in these units. None: 1 per axis (isotropic, pixels).
     """
 
     w0: float = 10.0
     sigma: float = 5.0
     balance: str = "image"
     separation: int = 0
+    border_on: str = "all"
+    spacing: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        look_up(self.balance, BALANCES, "weights.balance")
+        look_up(self.border_on, BORDER_ON, "weights.border_on")
+        for name, strict in (("w0", False), ("sigma", True), ("separation", False)):
+            v = getattr(self, name)
+            ok = (
+                isinstance(v, int | float)
+                and math.isfinite(v)
+                and (v > 0 or (not strict and v == 0))
+            )
+            if not ok:
+                relation = "> 0" if strict else ">= 0"
+                raise ValueError(f"weights.{name} must be a finite number {relation}, got {v!r}")
+        if self.spacing is not None:
+            raw = self.spacing
+            values = (raw,) if isinstance(raw, int | float) else raw
+            try:
+                spacing = tuple(float(v) for v in values)
+            except (TypeError, ValueError):
+                spacing = ()
+            if not spacing or not all(math.isfinite(v) and v > 0 for v in spacing):
+                raise ValueError(
+                    "weights.spacing must be positive pixel sizes, one per spatial axis (e.g. "
+                    f"[50, 4, 4]) or one for all, got {raw!r}"
+                )
+            object.__setattr__(self, "spacing", spacing)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (for YAML and the cache key)."""
@@ -96,17 +143,48 @@ def prepare(
     *,
     cache_dir: str | Path | None = None,
 ) -> list[TrainImage]:
-    """Targets and weight maps for annotated samples (weight maps cached in ``cache_dir``)."""
+    """Targets and weight maps for annotated samples (weight maps cached in ``cache_dir``).
+
+    Parameters
+    ----------
+    samples : sequence of Sample
+        Annotated images.
+    spec : AnnotationSpec
+        How to read the annotations.
+    normalizer : Normalizer
+        Intensity normalisation of the images.
+    weights : WeightConfig, optional
+        The loss weights (default: the paper's, ``WeightConfig()``).
+    cache_dir : path, optional
+        Where the border terms of the weight maps are cached (keyed by labels and settings).
+
+    Returns
+    -------
+    list of TrainImage
+    """
     from ..weightmap import weight_map, with_separation
 
     weights = weights or WeightConfig()
+    if weights.separation > 0 and spec.kind != "instances":
+        raise ValueError(
+            f"weights.separation={weights.separation} needs instance annotations "
+            f"(data.annotation: instances), got {spec.kind!r}: in a {spec.kind} mask touching "
+            "objects are one connected region, so there is no border between them to insert. "
+            "Annotate each object with its own label, or set weights.separation to 0"
+        )
+    spacing = weights.spacing
     targets = []
     for s in samples:
         if s.annotation is None:
             raise ValueError(f"{s.name}: no annotation, so it cannot be used for training")
+        if spacing is not None and len(spacing) not in (1, s.annotation.ndim):
+            raise ValueError(
+                f"weights.spacing {list(spacing)} has {len(spacing)} values, but {s.name} is "
+                f"{s.annotation.ndim}D; give one pixel size per spatial axis"
+            )
         t = to_target(s.annotation, spec, name=str(s.annotation_path or s.name))
-        if weights.separation > 0 and spec.kind == "instances":
-            separated = with_separation(t.instances, width=weights.separation)
+        if weights.separation > 0:
+            separated = with_separation(t.instances, width=weights.separation, spacing=spacing)
             t.classes[(separated == 0) & (t.instances > 0)] = 0
             t.instances = separated
         targets.append(t)
@@ -126,7 +204,15 @@ def prepare(
             t.instances,
             weights,
             lambda inst: (
-                weight_map(inst, w0=weights.w0, sigma=weights.sigma, class_weights=None) - 1.0
+                weight_map(
+                    inst,
+                    w0=weights.w0,
+                    sigma=weights.sigma,
+                    class_weights=None,
+                    spacing=spacing,
+                    border_on=weights.border_on,
+                )
+                - 1.0
             ),
         )
         w = (wc[np.clip(t.classes, 0, None)] + border).astype(np.float32)
