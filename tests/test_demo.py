@@ -7,7 +7,8 @@ import pytest
 
 from biounet.cli import main
 from biounet.data import read_image, write_image
-from biounet.demo import _default_run, write_synthetic
+from biounet.data.synthetic import make_dataset
+from biounet.demo import VALIDATION_NOTE, _default_run, run_demo, write_synthetic
 
 TINY = ["--minutes", "0.1", "--size", "64", "--no-progress", "--set", "val_every=5"]
 
@@ -85,7 +86,82 @@ def test_demo_on_a_users_folder(tmp_path, capsys) -> None:
     truth = read_image(data / "masks" / "cells_001.png") == 255
     mask = read_image(run / "predictions" / "cells_001_mask.png") == 255
     assert report["summary"]["pooled_iou"] == pytest.approx(_iou(truth, mask))
-    assert "IoU " in capsys.readouterr().out
+    out = capsys.readouterr().out
+    # the held-out images are validation images, which also chose best.pt: the headline says so
+    assert "IoU " in out and f"({VALIDATION_NOTE})" in out
+
+
+def isbi_like(root, n: int = 4):  # type: ignore[no-untyped-def]
+    """An ISBI 2012-like folder: EM-like images/ and labels/ with membranes 0, cells 255."""
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for i, (image, cells) in enumerate(make_dataset("membranes", n, shape=(64, 64), seed=5)):
+        write_image(root / "images" / f"{i:02d}.png", np.rint(image * 255).astype(np.uint8))
+        write_image(root / "labels" / f"{i:02d}.png", ((cells > 0) * 255).astype(np.uint8))
+    return root
+
+
+def test_demo_membranes_on_an_isbi_like_folder(tmp_path) -> None:
+    from biounet.metrics import isbi_scores
+
+    data = isbi_like(tmp_path / "isbi")
+    result = run_demo(
+        tmp_path / "run",
+        data=data,
+        minutes=0.1,
+        task="membranes",
+        overrides=[{"val_every": 5, "data": {"val_names": ["01"]}}],
+        report=False,
+        progress=False,
+    )
+    line = result.headline()
+    assert line.startswith("V_Rand ") and " V_Info " in line and " pixel error " in line
+    assert line.endswith(f"({VALIDATION_NOTE})")
+    (row,) = result.rows
+    assert row["image"] == "01"
+    probs = read_image(tmp_path / "run" / "predictions" / "01_probs.tif")
+    assert probs.shape == (2, 64, 64)
+    membranes = read_image(data / "labels" / "01.png") == 0  # ISBI: membranes are black
+    expected = isbi_scores(probs[0].astype(np.float64), membranes)  # class 0: the membranes
+    assert row["v_rand"] == pytest.approx(expected["v_rand"])
+    assert row["v_info"] == pytest.approx(expected["v_info"])
+    assert (tmp_path / "run" / "predictions" / "01_overlay.png").exists()
+
+
+def test_early_errors_leave_no_run_folder(tmp_path) -> None:
+    run = tmp_path / "run"
+    with pytest.raises(FileNotFoundError, match="nowhere: no such file or folder"):
+        run_demo(run, data=tmp_path / "nowhere", minutes=0.1)
+    data = write_synthetic(tmp_path / "mine", 2, shape=(64, 64), seed=3)
+    with pytest.raises(ValueError, match="no validation images to score"):
+        run_demo(run, data=data, minutes=0.1, overrides=[{"data": {"val_fraction": 0.0}}])
+    with pytest.raises(ValueError, match=r"unknown key in the config 'iteratons'"):
+        run_demo(run, minutes=0.1, overrides=[{"iteratons": 3}])
+    with pytest.raises(ValueError, match=r"task 'membranes' needs an EM dataset"):
+        run_demo(run, minutes=0.1, task="membranes")
+    with pytest.raises(ValueError, match=r"task 'membranes' needs binary masks"):
+        inst = [{"data": {"annotation": "instances"}}]
+        run_demo(run, data=data, minutes=0.1, task="membranes", overrides=inst)
+    with pytest.raises(ValueError, match=r"unknown demo task 'cell': did you mean 'cells'"):
+        run_demo(run, minutes=0.1, task="cell")
+    assert not run.exists()
+
+
+def test_segmenting_passes_progress_unchanged(tmp_path, monkeypatch) -> None:
+    import biounet.inference
+
+    seen = []
+    real = biounet.inference.predict
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(kwargs.get("progress", "not given"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(biounet.inference, "predict", spy)
+    overrides = [{"val_every": 5}]
+    run_demo(tmp_path / "r", minutes=0.05, n_train=2, n_test=2, size=64, overrides=overrides,
+             report=False, progress=None)  # fmt: skip
+    assert seen[-2:] == [None, None]  # the 2 held-out images: tqdm decides by the terminal
 
 
 def test_demo_refuses_a_used_folder(demo_run, capsys) -> None:

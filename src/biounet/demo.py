@@ -4,7 +4,9 @@ Generates the synthetic cells dataset (touching cells, see :mod:`biounet.data.sy
 it as ordinary files into the run folder, trains the ``cpu`` preset for a few minutes,
 segments held-out images with overlap-tile inference, scores them and writes a report page.
 With ``data=`` the same runs on a user's dataset, its validation images serving as the
-held-out set.
+held-out set (they also chose ``best.pt``, so those scores lean optimistic; the headline says
+so). An EM dataset with membrane masks (ISBI 2012: ``images/`` + ``labels/``, membranes 0 and
+cells 255) is scored with ``task="membranes"``: V_Rand, V_Info and the pixel error.
 
 The run folder::
 
@@ -12,7 +14,8 @@ The run folder::
       data/train/{images,masks}/   synthetic images (8-bit PNG) and instance labels (16-bit PNG)
       data/test/{images,masks}/    held-out synthetic images and their labels
       config.yaml  metrics.jsonl  best.pt  last.pt  learning_curves.png    (from training)
-      predictions/                 <name>_mask.png, <name>_labels.tif, <name>_overlay.png
+      predictions/                 <name>_mask.png, <name>_labels.tif (cells) or
+                                   <name>_probs.tif (membranes), <name>_overlay.png
       evaluation.json  evaluation.csv                                       (scores)
       report.html                                                           (the page)
 """
@@ -27,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import look_up
 from .config import TrainConfig, build_config
 from .data.io import ensure_folder
 from .data.layouts import Sample, find_dataset
@@ -34,28 +38,43 @@ from .data.synthetic import make_dataset
 
 log = logging.getLogger("biounet")
 
-__all__ = ["HEADLINE", "DemoResult", "run_demo", "write_synthetic"]
+__all__ = ["HEADLINE", "TASKS", "DemoResult", "run_demo", "write_synthetic"]
 
-#: the scores printed at the end, per task: (key in the evaluation summary, label)
-HEADLINE = {
+TASKS = ("cells", "semantic", "membranes")
+
+#: the scores printed at the end, per task: (keys in the evaluation summary, the first one
+#: present is shown; label)
+HEADLINE: dict[str, list[tuple[tuple[str, ...], str]]] = {
     "cells": [
-        ("pooled_iou", "IoU"),
-        ("seg", "SEG"),
-        ("ap_50", "AP@0.5"),
-        ("f1", "F1@0.5"),
-        ("mean_ap", "AP@0.5:0.95"),
+        (("pooled_iou",), "IoU"),
+        (("seg",), "SEG"),
+        (("ap_50",), "AP@0.5"),
+        (("f1",), "F1@0.5"),
+        (("mean_ap",), "AP@0.5:0.95"),
     ],
     "semantic": [
-        ("pooled_iou", "IoU"),
-        ("pooled_dice", "Dice"),
-        ("pooled_pixel_error", "pixel error"),
+        (("pooled_iou",), "IoU"),
+        (("pooled_dice",), "Dice"),
+        (("pooled_pixel_error",), "pixel error"),
+    ],
+    "membranes": [  # the stack figure of ISBI 2012 where given, else the per-image mean
+        (("v_rand", "mean_v_rand"), "V_Rand"),
+        (("v_info", "mean_v_info"), "V_Info"),
+        (("pooled_pixel_error", "pixel_error", "mean_pixel_error"), "pixel error"),
     ],
 }
+
+#: what the scores of a demo on a user's dataset were measured on
+VALIDATION_NOTE = "validation images, which also chose best.pt: optimistic"
 
 
 @dataclass
 class DemoResult:
-    """What :func:`run_demo` made: the run folder, the page and the scores."""
+    """What :func:`run_demo` made: the run folder, the page and the scores.
+
+    ``scored_on`` says what the held-out scores were measured on: ``"synthetic test images"``
+    (never seen in training), or, with a user's dataset, :data:`VALIDATION_NOTE`.
+    """
 
     run: Path
     report: Path | None
@@ -63,15 +82,25 @@ class DemoResult:
     rows: list[dict[str, Any]]
     summary: dict[str, Any]
     minutes: float
+    scored_on: str = "synthetic test images"
 
     def headline(self) -> str:
-        """The headline scores on one line, e.g. ``IoU 0.93  SEG 0.85  AP@0.5 0.95``."""
-        parts = [
-            f"{label} {self.summary[key]:.3f}"
-            for key, label in HEADLINE[self.task]
-            if isinstance(self.summary.get(key), float)
-        ]
-        return "  ".join(parts)
+        """The headline scores on one line, e.g. ``IoU 0.93  SEG 0.85  AP@0.5 0.95``.
+
+        Scores of validation images (a user's dataset) end with ``(validation images, which
+        also chose best.pt: optimistic)``.
+        """
+        parts = []
+        for keys, label in HEADLINE[self.task]:
+            value = next(
+                (self.summary[k] for k in keys if isinstance(self.summary.get(k), float)), None
+            )
+            if value is not None:
+                parts.append(f"{label} {value:.3f}")
+        line = "  ".join(parts)
+        if self.scored_on == VALIDATION_NOTE:
+            line += f" ({VALIDATION_NOTE})"
+        return line
 
 
 def write_synthetic(
@@ -118,39 +147,73 @@ def _config(
 
 
 def _segment(
-    model: Any, samples: list[Sample], out: Path, *, instances: bool, progress: bool | None
+    model: Any, samples: list[Sample], out: Path, *, task: str, progress: bool | None
 ) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """Predict every sample, write its mask (and labels, overlay); (name, pred, truth) triples."""
+    """Predict every sample and write its outputs; ``(name, prediction, truth)`` per sample.
+
+    The prediction is what ``task`` scores: the mask (semantic), instance labels (cells) or
+    the membrane probability, class 0 (membranes). Writes ``<name>_mask`` (PNG in 2D, TIFF in
+    3D), ``_labels.tif`` (cells) or ``_probs.tif`` (membranes) and, in 2D, ``_overlay.png``.
+    """
     from tqdm.auto import tqdm
 
     from .apply import overlay
     from .data.io import write_image, write_labels
     from .inference import predict
     from .postprocess import instances as to_instances
+    from .postprocess import membrane_regions
 
     out.mkdir(parents=True, exist_ok=True)
+    axes = "CYX" if model.ndim == 2 else "CZYX"
+    kw: dict[str, Any] = {"progress": progress}  # None: tqdm decides by the terminal
     pairs = []
-    for s in tqdm(samples, unit="image", desc="segmenting", disable=not progress):
-        probs = predict(model, s.image)
+    bar = tqdm(
+        samples, unit="image", desc="segmenting", disable=None if progress is None else not progress
+    )
+    for s in bar:
+        probs = predict(model, s.image, **kw)
         mask = probs.argmax(0).astype(np.uint8)
         if model.config.num_classes == 2:
             mask = mask * np.uint8(255)
-        write_image(
-            out / f"{s.name}_mask.png" if model.ndim == 2 else out / f"{s.name}_mask.tif", mask
-        )
+        write_image(out / f"{s.name}_mask.{'png' if model.ndim == 2 else 'tif'}", mask)
         pred: np.ndarray = mask
-        if instances:
-            pred = to_instances(probs)
+        shown, as_instances = (mask > 0).astype(np.int32), False
+        if task == "cells":
+            pred = shown = to_instances(probs)
+            as_instances = True
             write_labels(out / f"{s.name}_labels.tif", pred)
+        elif task == "membranes":
+            pred = probs[0]  # the membranes: the pixels other than the foreground (cells)
+            write_image(out / f"{s.name}_probs.tif", probs, axes=axes)
+            shown, as_instances = membrane_regions(pred, thin=True), True
         if model.ndim == 2:
-            shown = pred if instances else (mask > 0).astype(np.int32)
             write_image(
                 out / f"{s.name}_overlay.png",
-                overlay(np.asarray(s.image), shown, instances=instances),
+                overlay(np.asarray(s.image), shown, instances=as_instances),
             )
-        assert s.annotation is not None
+        if s.annotation is None:
+            raise ValueError(f"{s.image_path}: no annotation to score the prediction against")
         pairs.append((s.name, pred, np.asarray(s.annotation)))
     return pairs
+
+
+def _check_task(task: str | None, cfg: TrainConfig, data: str | Path | None) -> str:
+    """The task to score: given (and fitting the data), else from the annotation kind."""
+    if task is None:
+        return "cells" if cfg.data.annotation == "instances" else "semantic"
+    look_up(task, TASKS, "demo task")
+    if task == "membranes":
+        if data is None:
+            raise ValueError(
+                "task 'membranes' needs an EM dataset with membrane masks (--data, e.g. the "
+                "ISBI 2012 folder); the synthetic demo data are cells"
+            )
+        if cfg.data.annotation != "binary":
+            raise ValueError(
+                f"task 'membranes' needs binary masks (membranes and cells, as ISBI 2012), "
+                f"got annotation {cfg.data.annotation!r}; use --annotation binary"
+            )
+    return task
 
 
 def run_demo(
@@ -173,10 +236,12 @@ def run_demo(
     ----------
     out : path, optional
         Run folder; must be new or empty. Default: ``biounet-demo`` (``-2``, ``-3``, ... if
-        taken) in the working directory.
+        taken) in the working directory. It is made only once the settings and the data are
+        checked.
     data : path, optional
         A dataset folder (any layout :func:`biounet.data.layouts.find_dataset` reads) instead
-        of the synthetic cells; its validation images are segmented and scored.
+        of the synthetic cells; its validation images are segmented and scored. They also
+        choose ``best.pt``, so their scores lean optimistic (the headline says so).
     minutes : float
         Training time budget, minutes (the number of iterations is fitted to it).
     n_train, n_test, size : int
@@ -186,12 +251,23 @@ def run_demo(
         Seed of the synthetic data and of training.
     overrides : list of dict, optional
         Settings over the ``cpu`` preset, as ``biounet train --set`` gives them.
-    task : {"cells", "semantic"}, optional
-        Metrics; default ``cells`` for instance annotations, else ``semantic``.
+    task : {"cells", "semantic", "membranes"}, optional
+        Metrics; default ``cells`` for instance annotations, else ``semantic``. ``membranes``
+        (with ``data`` of binary masks, as ISBI 2012): V_Rand, V_Info, the warping error and
+        the pixel error of the membranes, which are the pixels other than the foreground value
+        (ISBI: membranes 0, cells 255, the default foreground being the larger value).
     report : bool
         Write ``report.html``.
     progress : bool, optional
-        Progress bars (default: when writing to a terminal).
+        Progress bars; None (default): when writing to a terminal (tqdm decides), False:
+        never.
+
+    Raises
+    ------
+    ValueError
+        A bad setting, task or dataset (before the run folder is made).
+    FileExistsError
+        ``out`` is not empty.
     """
     from .checkpoint import load
     from .evaluation import EvalOptions, evaluate, write_reports
@@ -204,19 +280,22 @@ def run_demo(
     run = _default_run() if out is None else Path(out)
     if run.is_dir() and any(run.iterdir()):
         raise FileExistsError(f"{run} is not empty; give a new --out folder for the demo")
-    ensure_folder(run, "run folder")
     t0 = time.monotonic()
     overrides = [{"seed": seed}, *(overrides or [])]
+    # settings and data are checked before the run folder is made: an early error leaves none
     if data is None:
-        log.info("writing %d + %d synthetic cell images to %s", n_train, n_test, run / "data")
-        train_dir = write_synthetic(run / "data" / "train", n_train, shape=(size, size), seed=seed)
-        test_dir = write_synthetic(
-            run / "data" / "test", n_test, shape=(size, size), seed=seed + 10_000
-        )
+        train_dir, test_dir = run / "data" / "train", run / "data" / "test"
         cfg = _config(train_dir, minutes, overrides, synthetic=True)
+        task = _check_task(task, cfg, data)
+        ensure_folder(run, "run folder")
+        log.info("writing %d + %d synthetic cell images to %s", n_train, n_test, run / "data")
+        write_synthetic(train_dir, n_train, shape=(size, size), seed=seed)
+        write_synthetic(test_dir, n_test, shape=(size, size), seed=seed + 10_000)
         held_out = find_dataset(test_dir)
+        scored_on = "synthetic test images"
     else:
         cfg = _config(Path(data), minutes, overrides, synthetic=False)
+        task = _check_task(task, cfg, data)
         samples = find_dataset(
             cfg.data.path, ndim=cfg.data.ndim, channel_axis=cfg.data.channel_axis
         )
@@ -225,34 +304,43 @@ def run_demo(
             raise ValueError(
                 f"{data}: no validation images to score; set --val-fraction above 0 or --val-names"
             )
+        ensure_folder(run, "run folder")
+        scored_on = VALIDATION_NOTE
     log.info("training the cpu preset for up to %.1f min into %s", minutes, run)
     fit(cfg, run, progress=progress)
     model = load(run)
-    task = task or ("cells" if cfg.data.annotation == "instances" else "semantic")
-    pairs = _segment(
-        model, held_out, run / "predictions", instances=task == "cells", progress=progress
-    )
+    pairs = _segment(model, held_out, run / "predictions", task=task, progress=progress)
     opts = EvalOptions(task=task)
-    if task == "semantic":  # truth as the training saw it: class maps (ignored pixels -1)
+    if task in ("semantic", "membranes"):  # truth as the training saw it: class maps
         from .data.annotations import AnnotationSpec, to_target
 
         spec = AnnotationSpec(
             cfg.data.annotation, cfg.data.foreground, cfg.data.num_classes, cfg.data.ignore
         )
-        pairs = [
-            (
-                name,
-                pred // 255 if model.config.num_classes == 2 else pred,
-                to_target(t, spec).classes,
-            )
-            for name, pred, t in pairs
-        ]
-        opts.num_classes = model.config.num_classes
+        classes = [(name, pred, to_target(t, spec).classes) for name, pred, t in pairs]
+        if task == "semantic":  # ignored pixels are -1
+            pairs = [
+                (name, pred // 255 if model.config.num_classes == 2 else pred, c)
+                for name, pred, c in classes
+            ]
+            opts.num_classes = model.config.num_classes
+        else:  # membrane truth: 1 on class 0 (the pixels other than the foreground value)
+            pairs = [(name, prob, (c == 0).astype(np.uint8)) for name, prob, c in classes]
+            opts.truth_foreground, opts.membrane_class = 1, 0
+            share = float(np.mean([t.mean() for _, _, t in pairs]))
+            if share > 0.5:
+                log.warning(
+                    "membranes are %.0f%% of the truth pixels: are the membranes the "
+                    "foreground? Task membranes takes the pixels other than the foreground "
+                    "value (--foreground) as membrane",
+                    100 * share,
+                )
     rows, summary = evaluate(pairs, opts)
     write_reports(rows, summary, json_path=run / "evaluation.json", csv_path=run / "evaluation.csv")
     page = None
     if report:
         from .report import write_report
 
-        page = write_report(run, progress=bool(progress))
-    return DemoResult(run, page, task, rows, summary, (time.monotonic() - t0) / 60)
+        page = write_report(run, progress=progress)
+    minutes_taken = (time.monotonic() - t0) / 60
+    return DemoResult(run, page, task, rows, summary, minutes_taken, scored_on)
