@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -178,6 +179,62 @@ def test_not_a_run_folder(tmp_path: Path) -> None:
 def test_negative_gallery_size(run: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"n_gallery must be >= 0, got -1"):
         write_report(run, tmp_path / "x.html", n_gallery=-1)
+
+
+@pytest.mark.parametrize("name", ["r.pdf", "r.png", "report"])
+def test_report_file_must_be_html(run: Path, tmp_path: Path, name: str) -> None:
+    with pytest.raises(ValueError, match=rf"{name}: the report is an HTML page; .* \.html"):
+        write_report(run, tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
+    assert write_report(run, tmp_path / "R.HTM", n_gallery=0).exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_is_not_a_corrupt_checkpoint(run: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"'cuda' is not available") as info:
+        write_report(run, tmp_path / "x.html", device="cuda")
+    assert "corrupt" not in str(info.value) and not (tmp_path / "x.html").exists()
+
+
+def test_gallery_predicts_on_the_device_with_progress_unchanged(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import biounet.inference
+
+    calls: list[tuple[object, object]] = []
+    real = biounet.inference.predict
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append((kwargs.get("device"), kwargs.get("progress")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(biounet.inference, "predict", spy)
+    write_report(run, tmp_path / "a.html", n_gallery=1, progress=None)
+    write_report(run, tmp_path / "b.html", n_gallery=1, device="auto", progress=False)
+    assert [p for _, p in calls] == [None, False]  # None: tqdm decides by the terminal
+    assert {str(d) for d, _ in calls} <= {"cpu", "cuda"}
+
+
+@pytest.mark.parametrize("ext", ["png", "pdf", "svg"])
+def test_plot_writes_the_format_its_extension_names(run: Path, tmp_path: Path, ext: str) -> None:
+    from biounet.plots import plot_run
+
+    path = plot_run(run, tmp_path / f"curves.{ext}")
+    head = path.read_bytes()[:200]
+    magic = {"png": b"\x89PNG", "pdf": b"%PDF", "svg": b"<?xml"}[ext]
+    assert head.startswith(magic) and (ext != "svg" or b"<svg" in path.read_bytes()[:2000])
+
+
+def test_plot_refuses_an_extension_matplotlib_cannot_write(run: Path, tmp_path: Path) -> None:
+    from biounet.plots import plot_run
+
+    with pytest.raises(
+        ValueError, match=r"c.xyz: cannot write a plot as '.xyz'; use one of .*\.png"
+    ):
+        plot_run(run, tmp_path / "c.xyz")
+    with pytest.raises(ValueError, match=r"curves: cannot write a plot as a file without an ext"):
+        plot_run(run, tmp_path / "curves")
+    assert list(tmp_path.iterdir()) == []
 
 
 # ------------------------------------------------------------------------------ in a browser

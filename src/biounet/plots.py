@@ -6,13 +6,34 @@ from pathlib import Path
 
 from .runlog import read_metrics
 
-__all__ = ["plot_run"]
+__all__ = ["plot_formats", "plot_run"]
+
+
+def plot_formats() -> tuple[str, ...]:
+    """File extensions (without the dot) :func:`plot_run` writes: those of matplotlib.
+
+    ``pgf`` is left out: it needs a LaTeX installation.
+
+    >>> {"png", "pdf", "svg"} <= set(plot_formats())
+    True
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return tuple(sorted(set(FigureCanvasBase.get_supported_filetypes()) - {"pgf"}))
 
 
 def plot_run(run: str | Path, out: str | Path | None = None) -> Path:
     """Learning curves of a run folder: training loss, learning rate, validation metrics.
 
-    Writes ``RUN/learning_curves.png`` (or ``out``) and returns its path.
+    Writes ``RUN/learning_curves.png`` (or ``out``, in the format its extension names: PNG,
+    PDF, SVG, ... see :func:`plot_formats`) and returns its path.
+
+    Raises
+    ------
+    ValueError
+        ``out`` has an extension matplotlib cannot write, or the metrics log is empty.
+    FileNotFoundError
+        The run folder or its ``metrics.jsonl`` is missing.
     """
     import matplotlib
 
@@ -22,6 +43,14 @@ def plot_run(run: str | Path, out: str | Path | None = None) -> Path:
     from .data.io import atomic_path
 
     run = Path(run)
+    path = Path(out) if out is not None else run / "learning_curves.png"
+    fmt = path.suffix.lower().removeprefix(".")
+    if fmt not in plot_formats():
+        what = repr(path.suffix) if path.suffix else "a file without an extension"
+        raise ValueError(
+            f"{path}: cannot write a plot as {what}; use one of "
+            f"{', '.join('.' + f for f in plot_formats())}"
+        )
     records = read_metrics(run)
     train = [r for r in records if "loss" in r]
     val = [r for r in records if "val_pixel_error" in r]
@@ -49,8 +78,7 @@ def plot_run(run: str | Path, out: str | Path | None = None) -> Path:
         a.grid(alpha=0.3)
     fig.suptitle(run.name)
     fig.tight_layout()
-    path = Path(out) if out is not None else run / "learning_curves.png"
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+        fig.savefig(tmp, format=fmt, dpi=100)
     plt.close(fig)
     return path

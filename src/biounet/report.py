@@ -197,7 +197,9 @@ def _crop(s: Sample, normalizer: Any, ndim: int) -> tuple[Sample, str]:
     return Sample(s.name, x, ann, s.image_path, s.annotation_path), note
 
 
-def _gallery(run: Path, cfg: TrainConfig, model: Any, n: int, device: Any, progress: bool) -> str:
+def _gallery(
+    run: Path, cfg: TrainConfig, model: Any, n: int, device: Any, progress: bool | None
+) -> str:
     """The gallery section's HTML: a few images with four panels each, or a note why not."""
     from tqdm.auto import tqdm
 
@@ -231,13 +233,19 @@ def _gallery(run: Path, cfg: TrainConfig, model: Any, n: int, device: Any, progr
     prepared = prepare([c for c, _ in crops], spec, Normalizer(mode="none"), cfg.weights)
     is_inst = d.annotation == "instances"
     rows, vmax = [], max(float(t.weights.max()) for t in prepared)
+    kw: dict[str, Any] = {"device": device, "progress": progress}  # None: tqdm decides
     import matplotlib
 
     cmap = matplotlib.colormaps["viridis"]
     for i, ((s, note), t) in enumerate(
-        tqdm(list(zip(crops, prepared)), desc="report", unit="img", disable=not progress)
+        tqdm(
+            list(zip(crops, prepared)),
+            desc="report",
+            unit="img",
+            disable=None if progress is None else not progress,
+        )
     ):
-        probs = predict(model, t.image, device=device, normalize=False)
+        probs = predict(model, t.image, normalize=False, **kw)
         pred = probs.argmax(0)
         cm = ConfusionMatrix(d.num_classes)
         cm.update(t.classes, pred)
@@ -370,7 +378,7 @@ def write_report(
     *,
     n_gallery: int = 4,
     device: str = "cpu",
-    progress: bool = False,
+    progress: bool | None = False,
 ) -> Path:
     """Write a self-contained HTML report of a training run folder.
 
@@ -386,9 +394,11 @@ def write_report(
         segmented on a central crop of at most 512 px per axis (128 px in 3D, where the middle
         slice is shown).
     device : str
-        Where the gallery's predictions run: ``"cpu"``, ``"cuda"``, ``"auto"``, ...
-    progress : bool
-        Show a progress bar over the gallery images.
+        Where the gallery's predictions run: ``"cpu"``, ``"cuda"``, ``"auto"``, ... The model
+        is read on the CPU and moved there for predicting.
+    progress : bool, optional
+        Progress bars over the gallery images and their tiles; None: when writing to a
+        terminal (tqdm decides).
 
     Returns
     -------
@@ -400,7 +410,9 @@ def write_report(
     FileNotFoundError
         ``run`` does not exist, or lacks ``config.yaml`` or a checkpoint.
     ValueError
-        ``run`` is a file, or ``n_gallery`` is negative.
+        ``run`` is a file, ``n_gallery`` is negative, ``out`` does not end in ``.html`` or
+        ``.htm``, or ``device`` is unknown or not on this machine (e.g. ``"cuda"`` without
+        CUDA).
     """
     from .checkpoint import load
     from .data.io import atomic_path
@@ -410,9 +422,14 @@ def write_report(
     _check_run(run)
     if n_gallery < 0:
         raise ValueError(f"n_gallery must be >= 0, got {n_gallery}")
+    path = Path(out) if out is not None else run / "report.html"
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"{path}: the report is an HTML page; give a file name ending in .html")
     cfg = load_config(run / "config.yaml")
+    # the device is checked first (a missing CUDA is not a corrupt checkpoint); the model is
+    # read on the CPU, which always works, and predict moves it to the device for the gallery
     dev = resolve_device(device)
-    model = load(run, device=str(dev))
+    model = load(run, device="cpu")
     metrics_html, records = _metric_sections(run, cfg)
     curves, why = _curves(run)
     alt = "learning curves: training loss, learning rate, validation scores"
@@ -437,7 +454,6 @@ def write_report(
         f"<footer>biounet {__version__} · report written {datetime.now():%Y-%m-%d %H:%M}</footer>",
         f"\n<script>{_SCRIPT}</script>\n</body></html>\n",
     ]
-    path = Path(out) if out is not None else run / "report.html"
     with atomic_path(path) as tmp:
         tmp.write_text("".join(parts), encoding="utf-8")
     log.info("wrote %s", path)
