@@ -103,11 +103,47 @@ def test_sidecar_of_a_same_padded_3d_net(tmp_path: Path) -> None:
     assert "fixed shape" in report.summary()
 
 
-def test_failing_check_raises_and_writes_nothing(tmp_path: Path) -> None:
-    net = small_net()
-    with pytest.raises(ExportCheckError, match=r"max \|difference\| of logits .* > atol -1"):
-        export_model(net, tmp_path / "net.pt", tile_shape=44, atol=-1.0)
+def _off_by(monkeypatch: pytest.MonkeyPatch, delta: float) -> None:
+    """Make the exported file's logits differ from the eager model's by ``delta``."""
+    import biounet.export as export
+
+    runner = export._runner
+
+    def shifted(format: str, tmp: Path):  # type: ignore[no-untyped-def]
+        run = runner(format, tmp)
+        return lambda x: run(x) + delta
+
+    monkeypatch.setattr(export, "_runner", shifted)
+
+
+def test_failing_check_raises_one_line_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _off_by(monkeypatch, 1e-3)
+    out = tmp_path / "new" / "deeper" / "net.pt"
+    with pytest.raises(ExportCheckError, match=r"max \|difference\| of logits 0.001 > atol") as e:
+        export_model(small_net(), out, tile_shape=44)
+    assert "\n" not in str(e.value) and str(out) in str(e.value)
+    assert _no_leftovers(tmp_path) == []  # nor the folders made for it
+
+
+def test_negative_atol_is_refused_up_front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import biounet.export as export
+
+    monkeypatch.setattr(export, "_export_torchscript", None)  # never reached
+    for atol in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match=r"atol must be >= 0 .*, got (-1.0|nan)"):
+            export_model(small_net(), tmp_path / "net.pt", tile_shape=44, atol=atol)
     assert _no_leftovers(tmp_path) == []
+
+
+def test_missing_folder_is_created(tmp_path: Path) -> None:
+    report = export_model(small_net(), tmp_path / "new" / "m.pt", tile_shape=44)
+    assert report.path == tmp_path / "new" / "m.pt"
+    assert _no_leftovers(tmp_path / "new") == ["m.pt", "m.pt.json"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileExistsError, match=r"file is a file"):
+        export_model(small_net(), tmp_path / "file" / "m.pt", tile_shape=44)
 
 
 def test_corrupted_export_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -217,11 +253,10 @@ def test_onnx_falls_back_to_a_fixed_shape(
     assert json.loads(report.sidecar.read_text())["valid_tile_sizes"]["dynamic"] is False
 
 
-def test_onnx_failing_check_writes_nothing(tmp_path: Path) -> None:
+def test_onnx_failing_check_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
+    _off_by(monkeypatch, 1e-2)
     with pytest.raises(ExportCheckError, match="onnx export .* does not match the eager model"):
-        export_model(
-            small_net(depth=1), tmp_path / "net.onnx", format="onnx", tile_shape=20, atol=-1
-        )
+        export_model(small_net(depth=1), tmp_path / "net.onnx", format="onnx", tile_shape=20)
     assert _no_leftovers(tmp_path) == []

@@ -56,6 +56,7 @@ import torch
 
 from ._checks import look_up
 from ._version import __version__
+from .apply import output_folder
 from .checkpoint import unwrap
 from .data.io import atomic_path
 from .model.unet import UNet
@@ -70,7 +71,11 @@ _AXES = {2: "yx", 3: "zyx"}
 
 
 class ExportCheckError(RuntimeError):
-    """The exported network's logits differ from the eager model's by more than ``atol``."""
+    """The exported network's logits differ from the eager model's by more than ``atol``.
+
+    Not a bad input but a failure of the exporter or the runtime: a ``RuntimeError``. Its
+    message is one line that names the file, the difference and the tile.
+    """
 
 
 @dataclass(frozen=True)
@@ -164,8 +169,8 @@ def export_model(
         The network (DDP / ``torch.compile`` wrappers are removed). It is copied to the CPU in
         float32 and eval mode; ``model`` itself is not changed.
     path : str or Path
-        The file to write (e.g. ``net.pt`` or ``net.onnx``); its folder must exist. The sidecar
-        goes to ``<path>.json``.
+        The file to write (e.g. ``net.pt`` or ``net.onnx``); its folder is created if needed
+        (and removed again if the export fails). The sidecar goes to ``<path>.json``.
     format : {"torchscript", "onnx"}
     tile_shape : int or sequence of int, optional
         Spatial shape of the example tile; an int is used for every axis. Must be valid for the
@@ -177,7 +182,7 @@ def export_model(
         Compare the exported file (loaded back: ``torch.jit.load`` or an ``onnxruntime``
         session) with the eager model on seeded random normal tiles.
     atol : float
-        Largest allowed absolute difference of logits.
+        Largest allowed absolute difference of logits, >= 0.
     opset : int, optional
         ONNX opset version (default: the exporter's recommended one). ONNX only.
 
@@ -188,8 +193,10 @@ def export_model(
     Raises
     ------
     ValueError
-        Unknown format (with a did-you-mean), an invalid tile shape, or ``opset`` with
-        TorchScript.
+        Unknown format (with a did-you-mean), an invalid tile shape, a negative or NaN
+        ``atol``, or ``opset`` with TorchScript.
+    FileExistsError, PermissionError
+        The folder of ``path`` cannot be made or written.
     ImportError
         ``onnx``, ``onnxscript`` or ``onnxruntime`` is missing.
     ExportCheckError
@@ -198,6 +205,10 @@ def export_model(
     format = look_up(format, FORMATS, "export format")
     if opset is not None and format != "onnx":
         raise ValueError(f"opset applies to ONNX exports only, got opset={opset} for {format}")
+    if not atol >= 0:  # NaN too
+        raise ValueError(
+            f"atol must be >= 0 (the largest allowed |difference| of logits), got {atol}"
+        )
     net = copy.deepcopy(unwrap(model)).cpu().float().eval()
     tile = _tile_shape(net, tile_shape)
     c, k = net.config.in_channels, net.config.num_classes
@@ -208,7 +219,7 @@ def export_model(
     if format == "onnx":
         _require("onnx", "onnxscript", *(("onnxruntime",) if check else ()))
     is_dynamic, note, version = dynamic, "", None
-    with atomic_path(path) as tmp:
+    with output_folder(path.parent, "folder of the export"), atomic_path(path) as tmp:
         start = time.perf_counter()
         if format == "torchscript":
             _export_torchscript(net, example, tmp)
