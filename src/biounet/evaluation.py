@@ -434,12 +434,13 @@ def evaluate(
     -----
     Membranes: ``v_rand``, ``v_info`` and their ``_split``, ``_merge`` and ``_threshold`` in the
     summary are :func:`biounet.metrics.isbi_scores` of all slices stacked, as the challenge
-    scores a stack: one threshold for all slices, the pair counts pooled over them; a per-slice
-    row uses that slice's own best threshold, so ``mean_v_rand`` is at least as high. When the
+    scores a stack: one threshold for all slices, the pair counts pooled over them. A row uses
+    its slice's own best threshold, so ``mean_v_rand`` is usually higher (optimistic). When the
     slices differ in size only the means are given. ``one_minus_v_rand`` is ``1 - v_rand``
-    (after thinning); the "Rand error" of the original 2012 leaderboard (and of the U-Net paper)
-    was "1 - the maximal F-score of the foreground-restricted Rand index" as the challenge's
-    page puts it, a related but not identical figure that we have not reproduced.
+    (after thinning), for comparison with the deprecated "Rand error" of the original 2012
+    leaderboard that the U-Net paper quotes, which the challenge's page defines as "1 - the
+    maximal F-score of the foreground-restricted Rand index"; we have not checked that it
+    reproduces that figure.
     ``warping_error`` and ``pixel_error`` are at ``threshold`` (0.5 by default), not
     minimised over thresholds; ``pooled_warping_error`` counts the error pixels of all slices
     over all their pixels. ``rand_error`` is the adapted Rand error (SNEMI3D, scikit-image) of
@@ -592,6 +593,8 @@ def evaluate_files(
     (``(Z, C, Y, X)`` probabilities are then read as ``(C, Z, Y, X)``).
     """
     look_up(options.task, TASKS, "task")
+    if options.task != "semantic":  # checked before reading (semantic: classes from the data)
+        _selected(options, metric_keys(options.task))
     items: list[tuple[str, np.ndarray, np.ndarray]] = []
     for name, p_file, t_file in pair_files(
         pred, truth, pred_suffix=pred_suffix, prefer=PREFERRED[options.task]
