@@ -415,9 +415,11 @@ def _predict_one(
 
 def _instances(probs: np.ndarray, o: PredictOptions) -> np.ndarray:
     """Instance labels of one ``(C, *S)`` probability map, as ``o.instance_kind`` says."""
-    from . import postprocess
+    from .postprocess import instances_from_probabilities
 
-    if o.instance_kind == "membranes":
+    if o.instance_kind == "membranes":  # regions thinned to 1-px lines, unless told otherwise
         options = {"thin": True, **o.postprocess}
-        return postprocess.membrane_regions(probs[o.membrane_class], **options)
-    return postprocess.instances(probs, **o.postprocess)
+        return instances_from_probabilities(
+            probs, kind="membranes", membrane_class=o.membrane_class, **options
+        )
+    return instances_from_probabilities(probs, kind="cells", **o.postprocess)
