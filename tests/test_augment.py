@@ -142,3 +142,151 @@ def test_config_validation() -> None:
         AugmentConfig(image_interp="cubc")
     with pytest.raises(ValueError, match="scale must be a range"):
         AugmentConfig(scale=(1.2, 0.8))
+
+
+# --- the training device ------------------------------------------------------------------------
+
+
+def full_draw(ndim: int, seed: int = 0):
+    # every part on, blur always: coordinates, sizes, kernels and noise all get created
+    cfg = AugmentConfig(noise=0.1, blur=1.5, blur_p=1.0)
+    return draw(cfg, ndim, np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize(("shape", "tile"), [((30, 34), (20, 22)), ((12, 14, 16), (6, 8, 8))])
+def test_everything_is_created_on_the_input_device(shape, tile, monkeypatch) -> None:
+    # the "meta" device holds no data: any tensor made on the CPU and mixed in raises, except
+    # in a convolution's weights, which are checked here
+    from torch.nn import functional as F
+
+    for name in ("conv2d", "conv3d"):
+        real = getattr(F, name)
+
+        def checked(x, weight, *args, _real=real, **kwargs):
+            assert weight.device == x.device, f"kernel on {weight.device}, input on {x.device}"
+            return _real(x, weight, *args, **kwargs)
+
+        monkeypatch.setattr(F, name, checked)
+    p = full_draw(len(shape))
+    assert p.blur > 0 and p.noise > 0 and p.coarse.any()
+    coords = sampling_grid(p, tile, np.array([(n - 1) / 2 for n in shape]))
+    image = torch.zeros(2, *shape, device="meta")
+    labels = torch.zeros(1, *shape, dtype=torch.int64, device="meta")
+    for mode in ("cubic", "linear", "nearest"):
+        out = warp(image, coords, mode)
+        assert out.device.type == "meta" and out.shape == (2, *tile)
+    assert warp(labels, coords, "nearest").dtype == torch.int64
+    out = intensity(warp(image, coords, "cubic"), p)
+    assert out.device.type == "meta" and out.shape == (2, *tile)
+    # coordinates given as a tensor on the CPU are moved too
+    assert warp(image, torch.from_numpy(coords), "linear").device.type == "meta"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize(("shape", "tile"), [((40, 44), (24, 30)), ((12, 14, 16), (6, 8, 8))])
+def test_cuda_gives_the_cpu_result(shape, tile) -> None:
+    p = full_draw(len(shape), seed=2)
+    coords = sampling_grid(p, tile, np.array([(n - 1) / 2 for n in shape]))
+    gen = torch.Generator().manual_seed(0)
+    image = torch.rand(2, *shape, generator=gen)
+    labels = torch.randint(0, 5, (1, *shape), generator=gen)
+    cuda = torch.device("cuda")
+    assert torch.equal(
+        warp(labels.to(cuda), coords, "nearest").cpu(), warp(labels, coords, "nearest")
+    )
+    for mode in ("linear", "cubic"):
+        on_gpu = intensity(warp(image.to(cuda), coords, mode), p)
+        assert on_gpu.device.type == "cuda"
+        torch.testing.assert_close(
+            on_gpu.cpu(), intensity(warp(image, coords, mode), p), atol=1e-4, rtol=1e-4
+        )
+
+
+# --- a displacement field that is not a shift ---------------------------------------------------
+
+
+def test_a_single_displaced_node_moves_markers_where_worked_out_by_hand() -> None:
+    # a 61 x 61 tile read 1:1 (centre 30, 30) so each pixel p reads p + displacement(p); the
+    # 3 x 3 coarse nodes sit on pixels 0, 30, 60 of each axis. Only the top-right node moves,
+    # by d = (+6, -12). Cubic convolution (Keys, a = -0.5) passes through the nodes: d at
+    # (0, 60), 0 at every other node. Half-way between nodes, with the linear end
+    # extrapolation p[3] = 2 p[2] - p[1] (or p[-1] = 2 p[0] - p[1]), the weight of the moved
+    # node is 0.5625 - 2 * 0.0625 = 0.4375 per axis.
+    d = np.array([6.0, -12.0])
+    p = identity(2)
+    p.coarse = np.zeros((2, 3, 3))
+    p.coarse[:, 0, 2] = d
+    field = elastic_field(p.coarse, (61, 61))
+    for (y, x), factor in {
+        (0, 60): 1.0,
+        (0, 45): 0.4375,
+        (15, 60): 0.4375,
+        (15, 45): 0.4375**2,
+        (30, 30): 0.0,
+        (0, 0): 0.0,
+        (60, 60): 0.0,
+        (0, 30): 0.0,
+    }.items():
+        np.testing.assert_allclose(field[:, y, x], factor * d, atol=1e-12)
+    # markers at the sources those pixels read (rounded: nearest neighbour)
+    img = torch.zeros(1, 61, 61)
+    sources = {
+        (0, 60): (6, 48),
+        (0, 45): (3, 40),
+        (15, 60): (18, 55),
+        (15, 45): (16, 43),
+        (30, 30): (30, 30),
+    }  # e.g. (0, 45) reads (2.625, 39.75)
+    for value, src in enumerate(sources.values(), start=1):
+        img[0, src[0], src[1]] = value
+    out = warp(img, sampling_grid(p, (61, 61), np.array([30.0, 30.0])), "nearest")
+    for value, (y, x) in enumerate(sources, start=1):
+        assert out[0, y, x] == value, ((y, x), out[0, y, x])
+    # far from the moved node pixels move by under 0.07 px: the bottom-left quarter is a copy
+    assert np.abs(field[:, 30:, :31]).max() < 0.07
+    assert torch.equal(out[0, 30:, :31], img[0, 30:, :31])
+
+
+# --- 3D -------------------------------------------------------------------------------------------
+
+
+def blocky(shape, block: int, seed: int, values=(0, 1)) -> np.ndarray:
+    """Random values on blocks of ``block`` px (so that interpolation barely changes them)."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.choice(values, size=tuple(-(-n // block) for n in shape))
+    out = coarse
+    for axis in range(len(shape)):
+        out = np.repeat(out, block, axis=axis)
+    return out[tuple(slice(n) for n in shape)]
+
+
+def test_3d_label_values_are_preserved() -> None:
+    labels = torch.from_numpy(blocky((20, 22, 24), 1, 0, values=[0, 3, 17, 255]))[None]
+    for seed in range(4):
+        p = draw(AugmentConfig(), 3, np.random.default_rng(seed))
+        assert p.coarse.shape == (3, 3, 3, 3) and p.coarse.any()
+        out = warp(labels, sampling_grid(p, (12, 14, 16), np.array([9.5, 10.5, 11.5])), "nearest")
+        assert out.dtype == labels.dtype and out.shape == (1, 12, 14, 16)
+        assert set(out.unique().tolist()) <= {0, 3, 17, 255} and len(out.unique()) > 1
+
+
+def test_3d_image_and_labels_stay_aligned_and_axes_are_not_transposed() -> None:
+    labels = torch.from_numpy(blocky((24, 28, 32), 4, 1)).float()[None]
+    image = labels.clone()
+    for seed in range(4):
+        p = draw(AugmentConfig(noise=0, brightness=0), 3, np.random.default_rng(seed))
+        c = sampling_grid(p, (16, 18, 20), np.array([11.5, 13.5, 15.5]))
+        lab = warp(labels, c, "nearest")
+        assert torch.equal(warp(image, c, "nearest"), lab)
+        lin = warp(image, c, "cubic")  # linear in 3D
+        assert ((lin > 0.5) == (lab > 0.5)).float().mean() > 0.9
+    # an asymmetric volume: a bar along x in plane z = 2, row y = 5; flipping z only moves it
+    vol = torch.zeros(1, 8, 10, 12)
+    vol[0, 2, 5, 1:9] = 1.0
+    p = identity(3)
+    out = warp(vol, sampling_grid(p, (8, 10, 12), np.array([3.5, 4.5, 5.5])), "linear")
+    torch.testing.assert_close(out, vol, atol=1e-5, rtol=0)
+    p.matrix = np.diag([-1.0, 1.0, 1.0])
+    out = warp(vol, sampling_grid(p, (8, 10, 12), np.array([3.5, 4.5, 5.5])), "nearest")
+    assert out[0, 7 - 2, 5, 1:9].sum() == 8 and out.sum() == 8

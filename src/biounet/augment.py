@@ -9,8 +9,11 @@ The design splits the random draw from its application: :func:`draw` makes a
 coordinates for every pixel of a tile, and :func:`warp` resamples any array at those
 coordinates with the interpolation that suits it (cubic or linear for images, nearest for
 labels and masks, linear for weight maps). The same draw is thus applied identically to the
-image, labels, weights and ignore mask. Resampling uses ``torch.nn.functional.grid_sample``, so
-it runs on a data-loader worker's CPU or on the training device. 2D and 3D.
+image, labels, weights and ignore mask. Resampling uses ``torch.nn.functional.grid_sample``, and
+:func:`warp` and :func:`intensity` create every tensor they need (coordinates, sizes, blur
+kernels, noise) on the input's device, so they run on a data-loader worker's CPU or on the
+training device (noise is drawn on the CPU from the draw's seed and moved, so it is the same
+on every device). 2D and 3D.
 
 Coordinates are in pixels, axis order as the arrays (``(y, x)`` in 2D, ``(z, y, x)`` in 3D).
 """
@@ -222,22 +225,33 @@ def warp(array: torch.Tensor, coords: np.ndarray | torch.Tensor, mode: str) -> t
     (labels come back exactly: nearest-neighbour on integers stored as float).
     """
     ndim = array.ndim - 1
-    c = torch.as_tensor(coords, dtype=torch.float64)
-    sizes = torch.tensor(array.shape[1:], dtype=torch.float64).reshape((ndim,) + (1,) * ndim)
+    dev = array.device
+    wide = _wide_float(dev)
+    c = torch.as_tensor(coords, dtype=wide, device=dev)
+    sizes = torch.tensor(array.shape[1:], dtype=wide, device=dev).reshape((ndim,) + (1,) * ndim)
     norm = torch.where(sizes > 1, 2 * c / (sizes - 1).clamp(min=1) - 1, torch.zeros_like(c))
     grid = norm.flip(0).permute(*range(1, ndim + 1), 0)[None]  # grid_sample wants (x, y[, z])
     torch_mode = {"cubic": "bicubic" if ndim == 2 else "bilinear", "linear": "bilinear"}.get(
         mode, mode
     )
-    x = array[None].to(torch.float64 if mode == "nearest" else torch.float32)
+    x = array[None].to(wide if mode == "nearest" else torch.float32)
     out = F.grid_sample(
         x, grid.to(x.dtype), mode=torch_mode, padding_mode="reflection", align_corners=True
     )
     return out[0].to(array.dtype)
 
 
+def _wide_float(device: torch.device) -> torch.dtype:
+    """float64 for coordinates (exact nearest-neighbour labels), where the device has it."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 def intensity(image: torch.Tensor, params: Params) -> torch.Tensor:
-    """Grey-value changes on ``image (C, *S)`` float: gamma, contrast, brightness, blur, noise."""
+    """Grey-value changes on ``image (C, *S)`` float: gamma, contrast, brightness, blur, noise.
+
+    Runs on ``image``'s device; the noise is drawn on the CPU from ``params.seed`` and moved
+    there, so a draw gives the same noise on every device.
+    """
     x = image
     if params.gamma != 1.0:
         lo, hi = x.amin(), x.amax()
@@ -252,13 +266,14 @@ def intensity(image: torch.Tensor, params: Params) -> torch.Tensor:
         x = _gaussian_blur(x, params.blur)
     if params.noise > 0:
         g = torch.Generator().manual_seed(params.seed)
-        x = x + params.noise * torch.randn(x.shape, generator=g, dtype=x.dtype)
+        noise = torch.randn(x.shape, generator=g, dtype=x.dtype)
+        x = x + params.noise * noise.to(x.device)
     return x
 
 
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     radius = max(1, math.ceil(3 * sigma))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     k = torch.exp(-(t**2) / (2 * sigma**2))
     k = k / k.sum()
     ndim = x.ndim - 1
