@@ -3,7 +3,15 @@ import pytest
 import torch
 
 from biounet.augment import AugmentConfig
-from biounet.data import AnnotationSpec, Normalizer, Sample, TileDataset, WeightConfig, prepare
+from biounet.data import (
+    AnnotationSpec,
+    Normalizer,
+    Sample,
+    TileDataset,
+    TrainImage,
+    WeightConfig,
+    prepare,
+)
 from biounet.data.annotations import IGNORE_INDEX
 from biounet.tiling import read_mirrored
 
@@ -202,3 +210,70 @@ def test_dataset_errors() -> None:
         TileDataset([], in_tile=(24, 24), out_tile=(12, 12))
     with pytest.raises(ValueError, match="no annotation"):
         prepare([Sample("x", np.zeros((1, 4, 4)))], AnnotationSpec(), Normalizer())
+
+
+# --- augmented tiles of a valid network (margin > 0) stay aligned ------------------------------
+
+
+def coded_image(shape, block: int, seed: int) -> TrainImage:
+    """An image, target and weights that all encode the class, with an ignored corner."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 2, tuple(-(-n // block) for n in shape))
+    cls = coarse
+    for axis in range(len(shape)):
+        cls = np.repeat(cls, block, axis=axis)
+    cls = cls[tuple(slice(n) for n in shape)].astype(np.int64)
+    ignore = np.zeros(shape, bool)
+    ignore[tuple(slice(0, n // 4) for n in shape)] = True
+    cls[ignore] = IGNORE_INDEX
+    image = (cls == 1).astype(np.float32)[None]
+    weights = np.where(ignore, 0.0, 1.0 + 4.0 * (cls == 1)).astype(np.float32)
+    focus = np.flatnonzero(cls == 1)
+    return TrainImage("coded", image, cls, weights, focus)
+
+
+@pytest.mark.parametrize(
+    ("shape", "in_tile", "out_tile", "block", "least"),
+    [
+        ((80, 90), (60, 52), (20, 12), 6, 0.95),
+        ((24, 40, 44), (20, 24, 28), (8, 12, 12), 4, 0.9),
+    ],
+)
+def test_augmented_valid_tiles_keep_image_target_weights_and_ignore_aligned(
+    shape, in_tile, out_tile, block, least
+) -> None:
+    t = coded_image(shape, block, seed=0)
+    cfg = AugmentConfig(noise=0, brightness=0, contrast=(1, 1), gamma=(1, 1), blur=0)
+    ds = TileDataset([t], in_tile=in_tile, out_tile=out_tile, augment=cfg, length=16, seed=0)
+    margin = [(i - o) // 2 for i, o in zip(in_tile, out_tile)]
+    centre = tuple(slice(m, m + o) for m, o in zip(margin, out_tile))
+    corner = tuple(slice(0, o) for o in out_tile)  # a wrong crop, to show the test can fail
+    right, wrong, ignored = [], [], 0
+    for i in range(len(ds)):
+        item = ds[i]
+        image, target, weight = item["image"][0], item["target"], item["weight"]
+        assert set(target.unique().tolist()) <= {IGNORE_INDEX, 0, 1}
+        seen = target != IGNORE_INDEX
+        ignored += int((~seen).sum())
+        assert (weight[~seen] == 0).all()  # ignored pixels carry no weight
+        # the weights encode the class: 1 on background, 5 on objects (warped linearly)
+        assert ((weight[seen] > 3) == (target[seen] == 1)).float().mean() > least
+        fg = target[seen] == 1
+        right.append(((image[centre][seen] > 0.5) == fg).float().mean().item())
+        wrong.append(((image[corner][seen] > 0.5) == fg).float().mean().item())
+    assert ignored > 0  # some tiles reach the ignored corner (or its mirror image)
+    assert np.mean(right) > least and np.mean(wrong) < 0.8
+
+
+def test_3d_tiles_without_augmentation_are_exact_crops() -> None:
+    t = coded_image((16, 20, 24), 3, seed=1)
+    ds = TileDataset([t], in_tile=(10, 12, 14), out_tile=(4, 6, 6), length=8, seed=2)
+    for i in range(len(ds)):
+        item = ds[i]
+        # the image encodes the class: the target is the image's centre, exactly
+        img = item["image"][0, 3:7, 3:9, 4:10]
+        target = item["target"]
+        seen = target != IGNORE_INDEX
+        assert torch.equal((img[seen] > 0.5), target[seen] == 1)
+        expected = 1 + 4 * (target[seen] == 1).float()
+        torch.testing.assert_close(item["weight"][seen], expected, atol=1e-5, rtol=0)
