@@ -411,3 +411,28 @@ def test_isbi_2012_as_the_official_stacks(tmp_path) -> None:
     assert len(samples) == 3
     np.testing.assert_array_equal(samples[2].image[0], pages[2])
     np.testing.assert_array_equal(samples[2].annotation, labels[2])
+
+
+def test_a_single_valued_mask_without_the_declared_foreground_is_an_error() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"m\.png: the mask holds only the value 7, which is neither the declared "
+        r"foreground 255 nor background 0",
+    ):
+        to_target(np.full((3, 4), 7), AnnotationSpec("binary", foreground=255), name="m.png")
+    # empty and full masks are fine
+    assert (to_target(np.zeros((3, 4)), AnnotationSpec("binary", 255)).classes == 0).all()
+    assert (to_target(np.full((3, 4), 255), AnnotationSpec("binary", 255)).classes == 1).all()
+    # membranes as objects (ISBI, foreground=0): a slice without membrane is all background
+    assert (to_target(np.full((3, 4), 255), AnnotationSpec("binary", 0)).classes == 0).all()
+    # undeclared: one non-zero value is the objects, as before
+    assert (to_target(np.full((3, 4), 7), AnnotationSpec("binary")).classes == 1).all()
+
+
+def test_range_normalisation_of_signed_integers_divides_by_the_maximum() -> None:
+    img = np.array([[[0, 3000, -100, 32767]]], dtype=np.int16)
+    np.testing.assert_allclose(Normalizer("range")(img), img / 32767, rtol=1e-6)
+    i32 = np.array([[[0, 2**30]]], dtype=np.int32)
+    np.testing.assert_allclose(Normalizer("range")(i32), [[[0.0, 0.5]]], rtol=1e-6)
+    given = Normalizer("range", vmin=-100, vmax=3000)(img[..., :3])
+    np.testing.assert_allclose(given, [[[100 / 3100, 1.0, 0.0]]], rtol=1e-6)

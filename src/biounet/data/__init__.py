@@ -12,6 +12,7 @@ from typing import Any
 from .annotations import IGNORE_INDEX, AnnotationSpec, Target, to_target
 from .io import (
     ImageFile,
+    clean_stale_parts,
     read_image,
     read_image_file,
     write_image,
@@ -32,6 +33,7 @@ __all__ = [
     "TileDataset",
     "TrainImage",
     "WeightConfig",
+    "clean_stale_parts",
     "find_dataset",
     "load_ctc",
     "load_pairs",

@@ -4,9 +4,12 @@ Annotations come as
 
 ``"binary"``
     A mask in any two values (0/1, 0/255, ...). ``foreground`` names the value of the objects
-    (default: the larger of the two). The ISBI 2012 labels mark membranes black (0) and cell
-    interiors white (255): with ``foreground=255`` the cells are the objects (class 1) and the
-    membranes between them are class 0, which is what the paper's weight map separates.
+    (default: the larger of the two). A mask of one value is all background if that value is
+    0 (or the other value, with ``foreground=0``) and all objects if it is ``foreground``; any
+    other single value with a declared non-zero ``foreground`` is an error. The ISBI 2012
+    labels mark membranes black (0) and cell interiors white (255): with ``foreground=255``
+    the cells are the objects (class 1) and the membranes between them are class 0, which is
+    what the paper's weight map separates.
 ``"classes"``
     A class-index map with values ``0..num_classes-1``.
 ``"instances"``
@@ -116,6 +119,14 @@ def to_target(annotation: np.ndarray, spec: AnnotationSpec, *, name: str = "mask
             raise ValueError(
                 f"{name}: the declared foreground value {fg} is not among the mask's values "
                 f"{_listed(values)}"
+            )
+        if len(values) == 1 and spec.foreground not in (None, 0) and values[0] not in (0, fg):
+            # all one value that is neither the objects' value nor 0: a mask of another
+            # convention (e.g. 0/1 read with foreground=255), not an empty one
+            raise ValueError(
+                f"{name}: the mask holds only the value {values[0]}, which is neither the "
+                f"declared foreground {fg} nor background 0; check the foreground value "
+                "(data.foreground, --foreground) or the mask"
             )
         fgmask = (a == fg) & ~ignore
         classes = fgmask.astype(np.int64)

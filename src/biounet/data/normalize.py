@@ -6,8 +6,10 @@ Modes
     Per image (and per channel): map the ``low`` and ``high`` percentiles (default 1 and 99.8)
     to 0 and 1. Robust to hot pixels and to the varying exposure of fluorescence images.
 ``"range"``
-    Fixed range by dtype: uint8 / 255, uint16 / 65535, other integers by their maximum; floats
-    unchanged (or ``vmin``/``vmax`` if given).
+    Fixed range by dtype: every integer type divided by its maximum (uint8 / 255,
+    uint16 / 65535, int16 / 32767, ...), so 0 stays 0 and, for signed types, negative values
+    become negative (down to about -1); bool as 0/1; floats unchanged. ``vmin``/``vmax``, if
+    given, replace the dtype's range: ``(x - vmin) / (vmax - vmin)``.
 ``"meanstd"``
     Per image and channel: subtract the mean, divide by the standard deviation.
 ``"none"``
@@ -99,11 +101,15 @@ class Normalizer:
 
 
 def _dtype_range(dtype: np.dtype) -> tuple[float, float]:
+    """``(low, high)`` that "range" maps to 0 and 1: 0 and the dtype's maximum for integers.
+
+    >>> _dtype_range(np.dtype(np.int16)), _dtype_range(np.dtype(np.float32))
+    ((0.0, 32767.0), (0.0, 1.0))
+    """
     if dtype == np.bool_:
         return 0.0, 1.0
     if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        return (0.0 if info.min >= 0 else float(info.min)), float(info.max)
+        return 0.0, float(np.iinfo(dtype).max)
     return 0.0, 1.0
 
 
