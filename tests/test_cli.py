@@ -1,5 +1,8 @@
+import re
 import subprocess
 import sys
+
+import pytest
 
 from biounet.cli import main
 
@@ -12,11 +15,13 @@ def test_help_does_not_import_torch() -> None:
 
 
 def test_help_lists_the_verbs(capsys) -> None:
-    try:
+    with pytest.raises(SystemExit) as exit_:
         main(["--help"])
-    except SystemExit as e:
-        assert e.code == 0
-    assert "inspect" in capsys.readouterr().out
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: biounet")
+    for verb in ("demo", "inspect", "train", "predict", "evaluate", "report", "export", "plot"):
+        assert re.search(rf"^ +{verb} +\S", out, re.MULTILINE), verb
 
 
 def test_inspect_paper_preset(capsys) -> None:
@@ -27,7 +32,13 @@ def test_inspect_paper_preset(capsys) -> None:
     assert "margin: 92 px per side" in out
     assert "556->372  [572->388]  588->404" in out
     assert "widths 64-128-256-512-1024" in out
-    assert "FLOPs per output pixel at tile 572" in out
+    # counted by torch's flop counter; by hand: 2 * C_in * C_out * k**2 per output px and conv,
+    # summed over the 23 convolutions at 572 px in, 388 px out: 300.86 GFLOP, 1.9985 M per px
+    assert "FLOPs per output pixel at tile 572: 1.998 M (300.9 GFLOP per tile)" in out
+    # the margin is the context of an output tile on the pooling grid, not a pixel's receptive
+    # field (a single pixel of the paper's net sees 188 to 204 px, depending on its phase)
+    assert "margin: 92 px per side (the context of an output tile that starts on the 16 px" in out
+    assert "receptive field" not in out
     # the feature-map table: level 0 is 568 px after its convolutions, the output 388
     assert "    0     64          568        388" in out
 

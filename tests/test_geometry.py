@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -104,17 +105,25 @@ def test_model_methods_delegate() -> None:
         net.output_shape((572, 572, 572))
 
 
-def _affected(net: UNet, shape: tuple[int, ...], rows: list[int], block: slice) -> list[int]:
-    """Input rows (axis 0) whose impulse changes any output in ``block`` (output rows)."""
+def _affected(
+    net: UNet, shape: tuple[int, ...], rows: list[int], block: slice, axis: int = 0
+) -> list[int]:
+    """Input positions along ``axis`` whose impulse changes any output in ``block`` there."""
     x = torch.zeros(1, 1, *shape, dtype=torch.float64)
+
+    def at(i: int | slice) -> tuple:
+        index: list = [slice(None)] * len(shape)
+        index[axis] = i
+        return (0, slice(None), *index)
+
     hits = []
     with torch.no_grad():
-        base = net(x)[0, :, block]
+        base = net(x)[at(block)]
         for p in rows:
             for sign in (1.0, -1.0):
                 y = x.clone()
-                y[0, 0, p] = sign * 1e3  # a whole row: the impulse reaches every phase
-                if (net(y)[0, :, block] - base).abs().max() > 0:
+                y[(0, 0, *at(p)[2:])] = sign * 1e3  # a whole slab: the impulse reaches every phase
+                if (net(y)[at(block)] - base).abs().max() > 0:
                     hits.append(p)
                     break
     return hits
@@ -144,8 +153,57 @@ def test_margin_equals_context_measured_with_impulses(options: dict, shape: tupl
     assert hits == list(range(start, start + size + 2 * m))
 
 
+@pytest.mark.parametrize(
+    ("options", "shape", "axis"),
+    [
+        (dict(depth=2), (44, 108), 1),
+        (dict(depth=2, upsample="linear", kernel_size=5), (88, 128), 1),
+        (dict(depth=1, ndim=3), (20, 24, 52), 2),  # anisotropic volume, the last axis
+        (dict(depth=1, ndim=3), (20, 52, 28), 1),
+    ],
+)
+def test_margin_along_other_axes(options: dict, shape: tuple, axis: int) -> None:
+    net = small_net(num_classes=2, **options).double()
+    g, m = net.geometry, net.margin
+    start, size = g.alignment, g.output_size(g.min_input_size)
+    assert start + size <= net.output_shape(shape)[axis]
+    hits = _affected(net, shape, list(range(shape[axis])), slice(start, start + size), axis)
+    assert hits == list(range(start, start + size + 2 * m))
+
+
 def test_margin_of_the_paper_net_matches_impulses() -> None:
     net = UNet.from_preset("ronneberger2015").eval().double()
     s, t, m = 32, 4, 92  # the output tile [32, 36) of a 388-px-tall output
     hits = _affected(net, (572, 188), [s - 1, s, s + t + 2 * m - 1, s + t + 2 * m], slice(s, s + t))
     assert hits == [s, s + t + 2 * m - 1]
+
+
+def test_sizes_must_be_integers() -> None:
+    g = Geometry(depth=4)
+    with pytest.raises(TypeError, match=r"size must be an integer number of px, got 572\.7"):
+        g.is_valid_size(572.7)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"axis 0 of shape \(572\.5, 572\) must be an integer"):
+        g.output_shape((572.5, 572))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"size must be an integer number of px, got True"):
+        g.output_size(True)
+    with pytest.raises(TypeError, match=r"got '572'"):
+        nearest_valid_sizes("572", depth=4)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"a shape must be a sequence of integers"):
+        output_shape(572, depth=4)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"kernel_size must be an integer, got 3\.0"):
+        Geometry(depth=2, kernel_size=3.0)  # type: ignore[arg-type]
+    # numpy integers are integers
+    assert g.output_size(np.int64(572)) == 388
+    assert g.output_shape(np.array([572, 188])) == (388, 4)
+    assert g.nearest_valid_sizes(np.int32(570)) == (556, 572)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_kernel_size_1_with_linear_upsampling_matches_the_network(depth: int) -> None:
+    """The interpolation's border pixel is cropped whatever the kernel size."""
+    g = Geometry(depth=depth, kernel_size=1, upsample="linear")
+    net = small_net(depth=depth, kernel_size=1, upsample="linear")
+    assert g.margin == 2**depth - 1  # one pixel per up-sampling, at its own resolution
+    for n in g.valid_sizes(1, 6 * 2**depth):
+        assert tuple(net(torch.zeros(1, 1, n, n)).shape[2:]) == (g.output_size(n),) * 2
+    assert Geometry(depth=1, kernel_size=1, upsample="linear").output_size(8) == 6

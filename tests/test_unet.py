@@ -19,6 +19,9 @@ SHAPES = [
     (dict(ndim=2, depth=2, padding="valid", upsample="nearest"), (44, 48), (4, 8)),
     (dict(ndim=2, depth=2, padding="valid", upsample="linear"), (52, 68), (6, 22)),
     (dict(ndim=2, depth=2, padding="same", upsample="linear"), (16, 20), (16, 20)),
+    # 1x1 convolutions: linear up-sampling still drops its border pixel per side
+    (dict(ndim=2, depth=1, padding="valid", upsample="linear", kernel_size=1), (8, 12), (6, 10)),
+    (dict(ndim=2, depth=2, padding="valid", upsample="linear", kernel_size=1), (16, 24), (10, 18)),
     (dict(ndim=2, depth=2, norm="batch"), (44, 44), (4, 4)),
     (dict(ndim=2, depth=2, norm="instance"), (44, 44), (4, 4)),
     (dict(ndim=2, depth=2, norm="group", base_width=8), (44, 44), (4, 4)),
@@ -42,7 +45,7 @@ def test_forward_shape_table(options: dict, shape_in: tuple, shape_out: tuple) -
     assert torch.isfinite(y).all()
 
 
-@pytest.mark.parametrize(("options", "shape_in", "shape_out"), SHAPES[:4] + SHAPES[11:13])
+@pytest.mark.parametrize(("options", "shape_in", "shape_out"), SHAPES[:4] + SHAPES[13:15])
 def test_every_parameter_receives_a_gradient(
     options: dict, shape_in: tuple, shape_out: tuple
 ) -> None:

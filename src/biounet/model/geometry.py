@@ -3,12 +3,18 @@
 A U-Net with ``valid`` (unpadded) convolutions shrinks its input: every 3x3 convolution removes
 one pixel per side, every 2x2 max-pooling needs an even size, and every skip connection crops the
 contracting path's map to the expanding path's size. Only some input sizes work, and the output is
-smaller than the input by a fixed *margin* per side (the context the network sees around each
-output pixel). For the paper's network (depth 4, two 3x3 convolutions per level) the margin is
-92 px and 572 px in gives 388 px out.
+smaller than the input by a fixed *margin* per side. For the paper's network (depth 4, two 3x3
+convolutions per level) the margin is 92 px and 572 px in gives 388 px out.
 
-A ``same`` padded U-Net keeps the size; it needs sizes divisible by ``2**depth``. Its receptive
-field has the same radius as the valid network's margin; :attr:`Geometry.margin` reports it for
+The margin is the context per side that an output tile needs when the tile starts on the
+pooling grid (a multiple of ``2**depth`` px): such a tile of ``n`` px depends on exactly the
+``n + 2 * margin`` input px around it, which is what overlap-tile inference relies on. It is not
+the receptive field of a single output pixel: that one depends on where the pixel sits relative
+to the pooling grid and reaches further than the margin on one side (for the paper's network a
+single pixel sees 188 to 204 input px, up to 107 px on one side, against ``2 * 92 + 1 = 185``).
+
+A ``same`` padded U-Net keeps the size; it needs sizes divisible by ``2**depth``. It sees the
+same context as the valid network of the same topology; :attr:`Geometry.margin` reports it for
 both.
 
 All sizes are in pixels (voxels in 3D), per spatial axis; every axis follows the same arithmetic.
@@ -26,11 +32,27 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import numbers
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 PADDINGS = ("valid", "same")
 UPSAMPLINGS = ("transposed", "nearest", "linear")
+
+
+def _size(n: object, what: str = "size") -> int:
+    """``n`` as an int; TypeError for anything else (572.5 px is refused, not truncated)."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"{what} must be an integer number of px, got {n!r}")
+    return int(n)
+
+
+def _shape(shape: object) -> tuple[int, ...]:
+    """``shape`` (any iterable of integers, e.g. a tuple or an ndarray) as a tuple of ints."""
+    if isinstance(shape, str) or not isinstance(shape, Iterable):
+        raise TypeError(f"a shape must be a sequence of integers (px per axis), got {shape!r}")
+    items = tuple(shape)
+    return tuple(_size(n, f"axis {axis} of shape {items}") for axis, n in enumerate(items))
 
 
 @dataclass(frozen=True)
@@ -63,6 +85,10 @@ class Geometry:
     def __post_init__(self) -> None:
         if not isinstance(self.depth, int) or self.depth < 0:
             raise ValueError(f"depth must be a non-negative integer, got {self.depth!r}")
+        for name in ("kernel_size", "convs_per_block"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
         if self.padding not in PADDINGS:
             raise ValueError(f"padding must be one of {PADDINGS}, got {self.padding!r}")
         if self.upsample not in UPSAMPLINGS:
@@ -88,6 +114,7 @@ class Geometry:
         >>> Geometry(depth=4).trace(572)
         ([568, 280, 136, 64, 28], [52, 100, 196, 388])
         """
+        n = _size(n)
         shrink = 0 if self.padding == "same" else self.convs_per_block * (self.kernel_size - 1)
         s = n
         down: list[int] = []
@@ -102,7 +129,8 @@ class Geometry:
             down.append(s)
         up: list[int] = []
         for skip in reversed(down[:-1]):
-            s = 2 * s - (2 if self.upsample == "linear" and shrink else 0)
+            # valid + linear: the interpolation's border pixel per side is dropped (blocks.Up)
+            s = 2 * s - (2 if self.upsample == "linear" and self.padding == "valid" else 0)
             # the skip map is centre-cropped to s: it must be at least as large, by an even amount
             if s < 1 or s > skip or (skip - s) % 2:
                 return None
@@ -114,7 +142,7 @@ class Geometry:
 
     def output_size(self, n: int) -> int:
         """Output size for input size ``n``; raises ValueError naming the nearest valid sizes."""
-        out = self._output_or_none(n)
+        out = self._output_or_none(_size(n))
         if out is None:
             raise ValueError(self._invalid_message(n))
         return out
@@ -127,7 +155,7 @@ class Geometry:
 
     def is_valid_size(self, n: int) -> bool:
         """Whether an input of ``n`` px along an axis passes through the network."""
-        return self._output_or_none(int(n)) is not None
+        return self._output_or_none(_size(n)) is not None
 
     @property
     def min_input_size(self) -> int:
@@ -139,10 +167,13 @@ class Geometry:
 
     @property
     def margin(self) -> int:
-        """Context per side in px: the receptive-field radius (92 for the paper's network).
+        """Context per side in px of an output tile that starts on the pooling grid (paper: 92).
 
-        For a valid network this is exactly ``(input - output) / 2``; a same network has the
-        same receptive field.
+        An output tile starting at a multiple of ``2**depth`` px depends on exactly ``margin``
+        px of input beyond it on each side; that is what tiling needs. For a valid network it
+        is exactly ``(input - output) / 2``; a same network is given the margin of the valid
+        network of its topology. A single output pixel's receptive field is not
+        ``2 * margin + 1``: it depends on the pixel's pooling phase (see the module docstring).
         """
         g = (
             self
@@ -161,24 +192,27 @@ class Geometry:
 
     def nearest_valid_sizes(self, n: int) -> tuple[int | None, int]:
         """The largest valid size <= ``n`` (None if there is none) and the smallest >= ``n``."""
+        n = _size(n)
         below: int | None = None
-        m = int(n)
+        m = n
         while m >= 1:
             if self.is_valid_size(m):
                 below = m
                 break
             m -= 1
-        m = max(int(n), 1)
+        m = max(n, 1)
         while not self.is_valid_size(m):
             m += 1
         return below, m
 
     def valid_sizes(self, lo: int, hi: int) -> list[int]:
         """All valid input sizes in ``[lo, hi]``."""
+        lo, hi = _size(lo, "lo"), _size(hi, "hi")
         return [n for n in range(max(lo, 1), hi + 1) if self.is_valid_size(n)]
 
     def input_size_for_output(self, out: int) -> int:
         """The smallest valid input size whose output is at least ``out`` px."""
+        out = _size(out, "out")
         n = self.min_input_size
         step = self.alignment
         # valid sizes repeat with period 2**depth; walk in steps, then settle on the exact size
@@ -205,16 +239,17 @@ class Geometry:
     def output_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
         """Output spatial shape for an input spatial shape; ValueError names the axis and fix."""
         out = []
-        for axis, n in enumerate(shape):
-            o = self._output_or_none(int(n))
+        items = _shape(shape)
+        for axis, n in enumerate(items):
+            o = self._output_or_none(n)
             if o is None:
-                raise ValueError(f"axis {axis} of shape {tuple(shape)}: {self._invalid_message(n)}")
+                raise ValueError(f"axis {axis} of shape {items}: {self._invalid_message(n)}")
             out.append(o)
         return tuple(out)
 
     def is_valid_shape(self, shape: Sequence[int]) -> bool:
         """Whether every axis of ``shape`` is a valid size."""
-        return all(self.is_valid_size(int(n)) for n in shape)
+        return all(self.is_valid_size(n) for n in _shape(shape))
 
 
 # ---------------------------------------------------------------------- functional forms
@@ -234,7 +269,7 @@ def output_shape(
 
 
 def margin(*, depth: int, padding: str = "valid", **kwargs: int | str) -> int:
-    """Context per side in px (the receptive-field radius) of a U-Net.
+    """Context per side in px of a U-Net's output tiles on the pooling grid (see Geometry.margin).
 
     >>> margin(depth=4)
     92

@@ -93,7 +93,9 @@ def describe_model(
     """A multi-line summary of ``model`` under the line ``title``.
 
     Layers, feature-map sizes for the valid tile nearest ``near`` px, parameters, margin, the
-    valid tiles near ``near`` and the FLOPs per output pixel.
+    valid tiles near ``near`` and the FLOPs per output pixel. The margin is the context per
+    side of an output tile aligned to the ``2**depth`` pooling grid (what tiling needs), not a
+    single pixel's receptive field, which depends on the pixel's pooling phase.
     """
     c, g = model.config, model.geometry
     widths = [c.base_width * 2**level for level in range(c.depth + 1)]
@@ -116,7 +118,8 @@ def describe_model(
         f"  convolution layers: {model.count_conv_layers()} (with the up-convolutions and the "
         f"1x1 head)",
         f"  parameters: {model.count_parameters():,}",
-        f"  margin: {g.margin} {px} per side (receptive field {2 * g.margin + 1} {px})",
+        f"  margin: {g.margin} {px} per side (the context of an output tile that starts on "
+        f"the {g.alignment} {px} pooling grid)",
         f"  tile {tile} -> output {g.output_size(tile)} {px}; feature-map sizes per level:",
         "    level  width  contracting  expanding",
     ]

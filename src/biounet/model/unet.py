@@ -188,7 +188,10 @@ class UNet(nn.Module):
 
     @property
     def margin(self) -> int:
-        """Context per side, px: the receptive-field radius (92 for the paper's network)."""
+        """Context per side, px, of an output tile on the ``2**depth`` grid (paper: 92).
+
+        See :attr:`biounet.model.Geometry.margin`; it is not a single pixel's receptive field.
+        """
         return self.geometry.margin
 
     def output_shape(self, input_shape: Sequence[int]) -> tuple[int, ...]:
@@ -231,7 +234,8 @@ class UNet(nn.Module):
                 f"got {tuple(x.shape)}"
             )
         if not torch.compiler.is_compiling():
-            self.geometry.output_shape(tuple(x.shape[2:]))  # clear error for an invalid size
+            # a clear error for an invalid size (int(): under torch.jit.trace sizes are tensors)
+            self.geometry.output_shape(tuple(int(n) for n in x.shape[2:]))
         skips = [self.inc(x)]  # (N, w0, *S)
         for down in self.downs:
             skips.append(down(skips[-1]))  # (N, w0 * 2**l, *S / 2**l)
