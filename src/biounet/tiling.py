@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import torch
@@ -109,25 +110,54 @@ def _gaussian(n: int) -> np.ndarray:
     return np.exp(-(x**2) / (2 * (n / 8) ** 2))
 
 
-def plan_blend(size: int, tile: int, overlap: float) -> list[AxisTile]:
+def plan_blend(size: int, tile: int, overlap: float, align: int = 1) -> list[AxisTile]:
     """Tiles along an axis for ``"blend"`` mode, with per-axis normalised Gaussian weights.
 
-    The weights of all tiles covering a pixel sum to 1 (per axis, hence also for the product
-    over axes). An image smaller than the tile gets one tile centred on it (mirror padded).
+    Parameters
+    ----------
+    size : int
+        Image size along the axis, px.
+    tile : int
+        Tile size, px (input = output in blend mode).
+    overlap : float
+        Overlap of neighbouring tiles as a fraction of the tile, in ``[0, 1)``.
+    align : int
+        Every tile start is a multiple of ``align`` px (``2**depth`` for a same-padded U-Net,
+        which is translation-equivariant only for shifts on its pooling grid; then all tiles
+        see the image at the same pooling phase and agree where they overlap). The step
+        between tiles is ``tile * (1 - overlap)`` rounded down to a multiple of ``align``
+        (at least ``align``); the last tile may run past the end of the image, where the
+        mirrored read supplies its input.
+
+    Returns
+    -------
+    list of AxisTile
+        The weights of all tiles covering a pixel sum to 1 (per axis, hence also for the
+        product over axes). An image no larger than the tile gets one tile, centred on it as
+        far as ``align`` allows (mirror padded).
+
+    >>> [t.in_start for t in plan_blend(300, 96, 0.5, align=4)]
+    [0, 48, 96, 144, 192, 240]
     """
     if not 0.0 <= overlap < 1.0:
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    if align < 1 or align > tile:
+        raise ValueError(f"align must be in [1, tile={tile}] px, got {align}")
     if size <= tile:
-        start = -((tile - size) // 2)
+        start = -((tile - size) // 2 // align * align)
         return [AxisTile(start, start, (0, size), np.ones(size))]
-    step = max(1, math.floor(tile * (1 - overlap)))
+    step = max(align, math.floor(tile * (1 - overlap)) // align * align)
     n = math.ceil((size - tile) / step) + 1
-    starts = [round(j * (size - tile) / (n - 1)) for j in range(n)]
+    starts = [j * step for j in range(n)]
     window = _gaussian(tile)
-    total = np.zeros(size)
+    total = np.zeros(starts[-1] + tile)
     for s in starts:
         total[s : s + tile] += window
-    return [AxisTile(s, s, (s, s + tile), window / total[s : s + tile]) for s in starts]
+    tiles = []
+    for s in starts:
+        hi = min(s + tile, size)
+        tiles.append(AxisTile(s, s, (s, hi), window[: hi - s] / total[s:hi]))
+    return tiles
 
 
 @dataclass(frozen=True)
@@ -188,18 +218,24 @@ def identity(ndim: int) -> Transform:
     return IDENTITY_CACHE.setdefault(ndim, Transform(tuple(range(ndim)), (False,) * ndim))
 
 
-def _read(
-    image: Any, g: Transform, tiles: Sequence[AxisTile], in_tile: Sequence[int]
-) -> np.ndarray:
-    """Read one input tile ``(C, *in_tile)`` of ``g(image)``, mirrored at the borders."""
-    spatial = tuple(image.shape[1:])
+def _source_indices(
+    spatial: Sequence[int], g: Transform, tiles: Sequence[AxisTile], in_tile: Sequence[int]
+) -> list[np.ndarray]:
+    """Per *original* axis, the image indices that one input tile of ``g(image)`` reads."""
     gshape = g.shape(spatial)
-    # index arrays per *original* axis
     index: list[np.ndarray] = [np.empty(0, dtype=np.intp)] * len(spatial)
     for k, (t, n) in enumerate(zip(tiles, in_tile)):
         axis = g.perm[k]
         idx = mirror_indices(t.in_start, t.in_start + n, gshape[k])
         index[axis] = spatial[axis] - 1 - idx if g.flips[axis] else idx
+    return index
+
+
+def _read(
+    image: Any, g: Transform, tiles: Sequence[AxisTile], in_tile: Sequence[int]
+) -> np.ndarray:
+    """Read one input tile ``(C, *in_tile)`` of ``g(image)``, mirrored at the borders."""
+    index = _source_indices(tuple(image.shape[1:]), g, tiles, in_tile)
     # read the bounding box once (a slice: cheap for Zarr/memmap), then gather inside it
     box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in index)
     block = np.asarray(image[(slice(None),) + box])
@@ -223,13 +259,53 @@ def read_mirrored(image: Any, start: Sequence[int], shape: Sequence[int]) -> np.
     return _read(image, identity(len(tiles)), tiles, tuple(int(n) for n in shape))
 
 
-def _check_finite(block: np.ndarray, tiles: Sequence[AxisTile]) -> None:
-    if block.dtype.kind in "fc" and not np.isfinite(block).all():
-        where = ", ".join(f"{t.in_start}:{t.in_start + n}" for t, n in zip(tiles, block.shape[1:]))
+def _check_finite(
+    raw: np.ndarray,
+    block: np.ndarray,
+    spatial: Sequence[int],
+    g: Transform,
+    tiles: Sequence[AxisTile],
+    in_tile: Sequence[int],
+) -> None:
+    """Raise if the float32 tile ``block`` (read from ``raw``) holds NaN or inf.
+
+    The message names the first such pixel in image coordinates ``(channel, *spatial)``,
+    whatever the transform and the mirroring that produced the tile.
+    """
+    bad = ~np.isfinite(block)
+    if not bad.any():
+        return
+    first = tuple(int(i) for i in np.argwhere(bad)[0])  # (c, *tile position), transformed
+    index = _source_indices(spatial, g, tiles, in_tile)
+    where = [0] * len(spatial)
+    for k in range(len(spatial)):
+        axis = g.perm[k]
+        where[axis] = int(index[axis][first[k + 1]])
+    pixel = (first[0], *where)
+    value = float(raw[first])
+    if np.isfinite(value):
         raise ValueError(
-            f"the image contains NaN or infinite values (in the region [{where}]); replace them "
-            "first, e.g. with numpy.nan_to_num(image)"
+            f"the image value {value:g} at index {pixel} (channel, *spatial) is beyond "
+            f"float32's range (|x| <= {float(np.finfo(np.float32).max):.3g}); rescale the "
+            "image, e.g. to [0, 1]"
         )
+    raise ValueError(
+        f"the image contains NaN or infinite values (the first found: {value} at index "
+        f"{pixel}, (channel, *spatial)); replace them first, e.g. with numpy.nan_to_num(image)"
+    )
+
+
+def _image_region(g: Transform, tiles: Sequence[AxisTile], spatial: Sequence[int]) -> list[slice]:
+    """Per original spatial axis, the image pixels that the kept part of a tile covers."""
+    gshape = g.shape(spatial)
+    region: list[slice] = [slice(None)] * len(spatial)
+    for k, t in enumerate(tiles):
+        axis = g.perm[k]
+        lo, hi = t.keep
+        if g.flips[axis]:
+            lo, hi = gshape[k] - hi, gshape[k] - lo
+        region[axis] = slice(lo, hi)
+    return region
 
 
 def _write(
@@ -242,7 +318,6 @@ def _write(
     scale: float,
 ) -> None:
     """Write the kept part of one output tile ``y (K, *out_tile)`` of ``g(image)`` into ``out``."""
-    gshape = g.shape(spatial)
     crop = [slice(None)]
     weight: np.ndarray | None = None
     for k, t in enumerate(tiles):
@@ -257,17 +332,101 @@ def _write(
     if scale != 1.0:
         y = y * np.float32(scale)
     y = g.invert(y)
-    region: list[slice] = [slice(None)] * (len(spatial) + 1)
-    for k, t in enumerate(tiles):
-        axis = g.perm[k]
-        lo, hi = t.keep
-        if g.flips[axis]:
-            lo, hi = gshape[k] - hi, gshape[k] - lo
-        region[axis + 1] = slice(lo, hi)
+    region = (slice(None), *_image_region(g, tiles, spatial))
     if accumulate:
-        out[tuple(region)] = np.asarray(out[tuple(region)]) + y
+        out[region] = np.asarray(out[region]) + y
     else:
-        out[tuple(region)] = y
+        out[region] = y
+
+
+#: one tile to compute: the transform of the image and the tile along each of its axes
+Job = tuple[Transform, tuple[AxisTile, ...]]
+
+
+def _is_int(value: object) -> TypeGuard[numbers.Integral]:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def int_tuple(value: object, name: str, ndim: int) -> tuple[int, ...]:
+    """``value`` (an int, or a sequence of ``ndim`` ints) as a tuple of ``ndim`` ints.
+
+    Raises TypeError for anything that is not an integer (a float such as 44.5 is not
+    rounded) and ValueError for the wrong number of axes.
+    """
+    if _is_int(value):
+        return (int(value),) * ndim
+    if isinstance(value, str) or not isinstance(value, Sequence | np.ndarray):
+        raise TypeError(f"{name} must be an integer or a sequence of integers, got {value!r}")
+    items = list(value)
+    if not all(_is_int(v) for v in items):
+        raise TypeError(f"{name} must hold integers (px), got {tuple(items)!r}")
+    if len(items) != ndim:
+        raise ValueError(f"{name} {tuple(items)} has {len(items)} axes; the image has {ndim}")
+    return tuple(int(v) for v in items)
+
+
+def check_batch_size(batch_size: object) -> int:
+    """``batch_size`` as a positive int, or a clear TypeError/ValueError."""
+    if not _is_int(batch_size):
+        raise TypeError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return int(batch_size)
+
+
+def as_image_array(image: Any) -> Any:
+    """``image`` as something with ``shape``, ``dtype`` and NumPy slicing, of real values.
+
+    Arrays (ndarray, memmap, Zarr, ...) pass unchanged and stay lazy; nested lists become an
+    ndarray. A complex or non-numeric dtype raises TypeError.
+    """
+    if not (hasattr(image, "shape") and hasattr(image, "__getitem__")):
+        try:
+            image = np.asarray(image)
+        except (TypeError, ValueError) as e:
+            raise TypeError(
+                f"the image must be an array (numpy, memmap, Zarr) or nested lists of numbers, "
+                f"got {type(image).__name__}: {e}"
+            ) from e
+    dtype = getattr(image, "dtype", None)
+    if dtype is not None:
+        try:
+            kind = np.dtype(dtype).kind
+        except TypeError:
+            kind = "?"
+        if kind not in "biuf":
+            raise TypeError(
+                f"the image has dtype {dtype}; biounet takes real-valued images (bool, integer "
+                "or floating); for a complex image pass e.g. numpy.abs(image) or image.real"
+            )
+    return image
+
+
+def check_out(out: Any, channels: int | None, spatial: tuple[int, ...]) -> None:
+    """Check an output array: a floating dtype and shape ``(channels, *spatial)``.
+
+    ``channels=None`` checks the spatial axes only.
+    """
+    dtype = getattr(out, "dtype", None)
+    shape = getattr(out, "shape", None)
+    if dtype is None or shape is None:
+        raise TypeError(
+            f"out must be an array with shape and dtype (numpy, memmap, Zarr), got "
+            f"{type(out).__name__}"
+        )
+    if np.dtype(dtype).kind != "f":
+        raise ValueError(
+            f"out must have a floating dtype (float32) to hold probabilities, got {dtype}"
+        )
+    shape = tuple(int(n) for n in shape)
+    if channels is None:
+        ok = len(shape) == len(spatial) + 1 and shape[1:] == spatial
+        want = f"(K, {', '.join(map(str, spatial))})"
+    else:
+        ok = shape == (channels, *spatial)
+        want = str((channels, *spatial))
+    if not ok:
+        raise ValueError(f"out has shape {shape}, expected {want} (channels, *spatial)")
 
 
 def tile_apply(
@@ -279,22 +438,26 @@ def tile_apply(
     mode: str = "crop",
     stride: Sequence[int] | None = None,
     overlap: float = 0.5,
+    align: int = 1,
     transforms: Sequence[Transform] | None = None,
     out: Any = None,
+    channels: int | None = None,
     batch_size: int = 1,
     device: torch.device | str = "cpu",
-    progress: bool = False,
+    progress: bool | None = False,
 ) -> Any:
     """Apply ``fn`` tile by tile to ``image`` and assemble the result.
 
     Parameters
     ----------
     fn : callable
-        ``(B, C, *tile_shape)`` float32 tensor on ``device`` -> ``(B, K, *out_tile)`` tensor, with
-        ``out_tile = tile_shape - 2 * margin`` (``"crop"``) or ``tile_shape`` (``"blend"``).
+        ``(B, C, *tile_shape)`` float32 tensor on ``device`` -> ``(B, K, *out_tile)`` tensor
+        (a NumPy array is accepted too), with ``out_tile = tile_shape - 2 * margin``
+        (``"crop"``) or ``tile_shape`` (``"blend"``). Under ``transforms`` the tiles of a
+        transposed image are transposed too: each call gets tiles of one shape.
     image : array-like, shape ``(C, *S)``
         Any array supporting NumPy basic slicing (ndarray, memmap, Zarr); read tile by tile and
-        converted to float32.
+        converted to float32. Nested lists are converted with ``numpy.asarray``.
     tile_shape : sequence of int
         Input tile shape, px per spatial axis.
     margin : int or sequence of int
@@ -305,29 +468,43 @@ def tile_apply(
         ``"crop"``: distance between tiles, at most the output tile (default: the output tile).
     overlap : float
         ``"blend"``: overlap of neighbouring tiles as a fraction of the tile.
+    align : int
+        ``"blend"``: tile starts are multiples of this many px (see :func:`plan_blend`).
     transforms : sequence of Transform, optional
         Test-time augmentation: the result is the mean over the transforms.
-    out : array-like, shape ``(K, *S)``, optional
-        Where to write the result (e.g. a Zarr array on disk); overwritten. Default: a new
-        float32 ndarray.
+    out : array-like, shape ``(K, *S)``, floating dtype, optional
+        Where to write the result (e.g. a Zarr array on disk); overwritten. Its dtype and
+        shape are checked before ``fn`` first runs, and it is not touched before ``K`` is
+        known (from ``channels`` or from ``fn``'s first output). Default: a new float32
+        ndarray.
+    channels : int, optional
+        ``K``, the number of channels ``fn`` returns; checked against ``out`` up front and
+        against every output of ``fn``.
     batch_size : int
         Tiles per call of ``fn``.
     device : torch.device or str
         Where the input tiles are sent.
-    progress : bool
-        Show a progress bar over tiles.
+    progress : bool or None
+        Progress bar over tiles: True shows it, False hides it, None lets tqdm decide (shown
+        when stderr is a terminal).
 
     Returns
     -------
     array-like, shape ``(K, *S)``
-        ``out`` (or the new array).
+        ``out`` (or the new float32 array).
+
+    Raises
+    ------
+    ValueError
+        For NaN or infinite image values or values beyond float32's range (naming the first
+        such pixel), for NaN or infinite outputs of ``fn`` (naming the image region), and for
+        inconsistent shapes.
     """
+    image = as_image_array(image)
     spatial = tuple(int(n) for n in image.shape[1:])
     ndim = len(spatial)
-    tile_shape = tuple(int(n) for n in tile_shape)
-    if len(tile_shape) != ndim:
-        raise ValueError(f"tile_shape {tile_shape} has {len(tile_shape)} axes, image has {ndim}")
-    margins = (margin,) * ndim if isinstance(margin, int) else tuple(int(m) for m in margin)
+    tile_shape = int_tuple(tile_shape, "tile_shape", ndim)
+    margins = int_tuple(margin, "margin", ndim)
     if mode not in ("crop", "blend"):
         raise ValueError(f"mode must be 'crop' or 'blend', got {mode!r}")
     transforms = list(transforms) if transforms else [identity(ndim)]
@@ -335,13 +512,14 @@ def tile_apply(
         out_tile = tuple(t - 2 * m for t, m in zip(tile_shape, margins))
         if min(out_tile) < 1:
             raise ValueError(f"tile_shape {tile_shape} leaves no output with margin {margins}")
-        strides = tuple(stride) if stride is not None else out_tile
+        strides = int_tuple(stride, "stride", ndim) if stride is not None else out_tile
     else:
         out_tile = tile_shape
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size = check_batch_size(batch_size)
     if min(spatial, default=0) < 1:
         raise ValueError(f"the image is empty: spatial shape {spatial}")
+    if out is not None:
+        check_out(out, channels, spatial)
 
     def plans(g: Transform) -> list[list[AxisTile]]:
         gshape = g.shape(spatial)
@@ -349,71 +527,109 @@ def tile_apply(
         if mode == "crop":
             go, gs, gm = g.shape(out_tile), g.shape(strides), g.shape(margins)
             return [plan_crop(n, o, s, m) for n, o, s, m in zip(gshape, go, gs, gm)]
-        return [plan_blend(n, t, overlap) for n, t in zip(gshape, gtile)]
+        return [plan_blend(n, t, overlap, align) for n, t in zip(gshape, gtile)]
 
-    jobs: list[tuple[Transform, tuple[AxisTile, ...]]] = []
+    # batches never mix transforms: a transposition changes the tile's shape
+    groups: list[list[Job]] = []
     for g in transforms:
-        jobs.extend((g, tiles) for tiles in itertools.product(*plans(g)))
+        jobs: list[Job] = [(g, tiles) for tiles in itertools.product(*plans(g))]
+        groups.extend(jobs[i : i + batch_size] for i in range(0, len(jobs), batch_size))
+    total = sum(len(batch) for batch in groups)
     accumulate = mode == "blend" or len(transforms) > 1
     scale = 1.0 / len(transforms)
 
-    def load(batch: list[tuple[Transform, tuple[AxisTile, ...]]]) -> np.ndarray:
+    def load(batch: list[Job]) -> np.ndarray:
         blocks = []
         for g, tiles in batch:
-            block = _read(image, g, tiles, g.shape(tile_shape))
-            _check_finite(block, tiles)
-            blocks.append(block.astype(np.float32, copy=False))
+            in_tile = g.shape(tile_shape)
+            with np.errstate(over="ignore"):  # overflow to inf is reported just below
+                raw = _read(image, g, tiles, in_tile)
+                block = raw.astype(np.float32, copy=False)
+            _check_finite(raw, block, spatial, g, tiles, in_tile)  # after the cast: overflow
+            blocks.append(block)
         return np.stack(blocks)  # (B, C, *tile) in the transformed orientation
 
-    if out is not None:
-        _check_out(out, int(out.shape[0]), spatial)
-        if accumulate:
-            _zero(out)
-    groups = [jobs[i : i + batch_size] for i in range(0, len(jobs), batch_size)]
-    bar = _progress_bar(len(jobs), progress)
-    with ThreadPoolExecutor(max_workers=1) as reader:  # read the next batch while fn runs
-        future = reader.submit(load, groups[0])
-        for i, batch in enumerate(groups):
-            x = future.result()
-            if i + 1 < len(groups):
-                future = reader.submit(load, groups[i + 1])
-            y = _call(fn, x, device, batch[0][0].shape(out_tile))
-            if out is None:
-                out = np.zeros((y.shape[1], *spatial), dtype=np.float32)
-            _check_out(out, y.shape[1], spatial)
-            for (g, tiles), yi in zip(batch, y):
-                _write(out, yi, g, tiles, spatial, accumulate, scale)
-            bar.update(len(batch))
-    bar.close()
+    zeroed = False
+    bar = _progress_bar(total, progress)
+    try:
+        with ThreadPoolExecutor(max_workers=1) as reader:  # read the next batch while fn runs
+            future = reader.submit(load, groups[0])
+            for i, batch in enumerate(groups):
+                x = future.result()
+                if i + 1 < len(groups):
+                    future = reader.submit(load, groups[i + 1])
+                y = _call(fn, x, device, batch[0][0].shape(out_tile))
+                if channels is not None and y.shape[1] != channels:
+                    raise ValueError(
+                        f"the predictor returned {y.shape[1]} channels, expected {channels}"
+                    )
+                _check_output_finite(y, x, batch, spatial)
+                if out is None:
+                    out = np.zeros((y.shape[1], *spatial), dtype=np.float32)
+                    zeroed = True
+                elif not zeroed:
+                    check_out(out, y.shape[1], spatial)
+                    if accumulate:
+                        _zero(out)
+                    zeroed = True
+                for (g, tiles), yi in zip(batch, y):
+                    _write(out, yi, g, tiles, spatial, accumulate, scale)
+                bar.update(len(batch))
+    finally:
+        bar.close()
     return out
+
+
+def _check_output_finite(
+    y: np.ndarray,
+    x: np.ndarray,
+    batch: Sequence[Job],
+    spatial: Sequence[int],
+) -> None:
+    """Raise, naming the image region, if an output tile holds NaN or inf."""
+    finite = np.isfinite(y.reshape(len(y), -1)).all(axis=1)
+    if finite.all():
+        return
+    i = int(np.argmin(finite))
+    g, tiles = batch[i]
+    region = ", ".join(f"{s.start}:{s.stop}" for s in _image_region(g, tiles, spatial))
+    raise ValueError(
+        f"the predictor returned NaN or infinite values for the image region [{region}] "
+        f"(input values there reach |x| = {float(np.abs(x[i]).max()):.3g}); such values "
+        "usually mean the image is far outside the range the network expects: rescale it, "
+        "e.g. to [0, 1]"
+    )
 
 
 def _call(
     fn: Predictor, x: np.ndarray, device: torch.device | str, out_tile: tuple[int, ...]
 ) -> np.ndarray:
     t = torch.from_numpy(x).to(device, non_blocking=True)
-    y = fn(t)
+    y: Any = fn(t)
+    if not isinstance(y, torch.Tensor):
+        try:
+            y = torch.as_tensor(np.asarray(y))
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise TypeError(
+                f"the predictor must return a tensor (or a NumPy array), got {type(y).__name__}"
+            ) from e
     expected = (x.shape[0], *out_tile)
     if y.ndim != len(expected) + 1 or (y.shape[0], *y.shape[2:]) != expected:
         raise ValueError(
             f"the predictor returned a tensor of shape {tuple(y.shape)} for input tiles of shape "
             f"{tuple(x.shape)}; expected (B, K, {', '.join(map(str, out_tile))})"
         )
-    return y.detach().float().cpu().numpy()
+    result: np.ndarray = y.detach().float().cpu().numpy()
+    return result
 
 
 def _zero(out: Any) -> None:
     out[...] = 0
 
 
-def _check_out(out: Any, channels: int, spatial: tuple[int, ...]) -> None:
-    if tuple(out.shape) != (channels, *spatial):
-        raise ValueError(
-            f"out has shape {tuple(out.shape)}, expected {(channels, *spatial)} (K, *spatial)"
-        )
-
-
-def _progress_bar(total: int, enabled: bool) -> Any:
+def _progress_bar(total: int, enabled: bool | None) -> Any:
+    """A tqdm bar over tiles: shown if ``enabled``, hidden if False, tqdm's choice if None."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="tile", disable=not enabled, leave=False, desc="tiles")
+    disable = None if enabled is None else not enabled
+    return tqdm(total=total, unit="tile", disable=disable, leave=False, desc="tiles")
