@@ -11,7 +11,14 @@ import torch
 
 from .model.unet import UNet
 from .runtime import auto_tune_allocator
-from .tiling import dihedral_transforms, tile_apply
+from .tiling import (
+    as_image_array,
+    check_batch_size,
+    check_out,
+    dihedral_transforms,
+    int_tuple,
+    tile_apply,
+)
 
 __all__ = ["choose_tile", "predict", "resolve_device"]
 
@@ -20,20 +27,43 @@ TARGET_OUTPUT = {2: 512, 3: 64}
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA if available, else Apple MPS if available, else CPU."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+    """The torch device to run on, checked to exist on this machine.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        ``"auto"``: CUDA if available, else the CPU (Apple's MPS is used only when asked for
+        by name). ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``, or a ``torch.device``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, or a CUDA/MPS device this machine does not have (one line,
+        suggesting ``"cpu"`` or ``"auto"``).
+    """
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
-    except RuntimeError as e:
-        raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from e
+        dev = device if isinstance(device, torch.device) else torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(
+            f"unknown device {device!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        ) from e
+    fix = "use device='cpu' or 'auto'"
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r} is not available: no CUDA device here; {fix}")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(
+                f"device {str(device)!r} is not available: this machine has {count} CUDA "
+                f"device(s) (cuda:0 to cuda:{count - 1}); {fix}"
+            )
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"device {str(device)!r} is not available: no Apple MPS here; {fix}")
+    return dev
 
 
 def choose_tile(
@@ -55,12 +85,10 @@ def choose_tile(
     g = model.geometry
     ndim = len(spatial)
     if tile_shape is not None:
-        tile = (tile_shape,) * ndim if isinstance(tile_shape, int) else tuple(tile_shape)
-        if len(tile) != ndim:
-            raise ValueError(f"tile_shape {tile} has {len(tile)} axes; the image has {ndim}")
+        tile = int_tuple(tile_shape, "tile_shape", ndim)
         for axis, n in enumerate(tile):
-            if not g.is_valid_size(int(n)):
-                raise ValueError(f"tile_shape {tile}, axis {axis}: {g._invalid_message(int(n))}")
+            if not g.is_valid_size(n):
+                raise ValueError(f"tile_shape {tile}, axis {axis}: {g._invalid_message(n)}")
         out = g.output_shape(tile)
         stride = tuple(max(g.alignment, o // g.alignment * g.alignment) for o in out)
         if any(o < g.alignment for o in out):
@@ -156,7 +184,7 @@ def predict(
     batch_size: int | None = None,
     tta: bool = False,
     device: str | torch.device = "auto",
-    progress: bool = False,
+    progress: bool | None = False,
     out: Any = None,
     overlap: float = 0.5,
     channels_last: bool | None = None,
@@ -168,10 +196,13 @@ def predict(
     ----------
     model : UNet
         The network; put into eval mode while predicting (its mode is restored afterwards).
+        Its parameters may be float32, float64 or half precision: the input tiles are cast to
+        the parameters' dtype, and the probabilities are returned as float32.
     image : array-like, shape ``(*S)`` or ``(C, *S)``
         2D or 3D image as the model expects (``model.ndim`` spatial axes, ``C`` its input
         channels), of any size, down to 1 px per axis. Any array with NumPy slicing works
         (ndarray, memmap, Zarr); it is read tile by tile and cast to float32 without rescaling.
+        Nested lists are converted with ``numpy.asarray``; complex values are refused.
     tile_shape : int or sequence of int, optional
         The network's input tile, px. Default: fitted to the image (see :func:`choose_tile`).
     batch_size : int, optional
@@ -179,12 +210,15 @@ def predict(
     tta : bool
         Test-time augmentation: average over the 8 flips/rotations in 2D, the 8 flips in 3D.
     device : str or torch.device
-        ``"auto"`` (CUDA if present, else CPU), ``"cpu"``, ``"cuda:0"``, ...
-    progress : bool
-        Show a progress bar over tiles.
-    out : array-like, shape ``(num_classes, *S)``, optional
+        ``"auto"`` (CUDA if present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:0"``, ...,
+        ``"mps"`` (only when named). A device this machine lacks raises ValueError.
+    progress : bool or None
+        Progress bar over tiles: True shows it, False hides it, None lets tqdm decide (shown
+        when stderr is a terminal).
+    out : array-like, shape ``(num_classes, *S)``, floating dtype, optional
         Write into this array (e.g. a Zarr array on disk) instead of returning a new one, so
-        neither the image nor the probabilities need to fit in memory.
+        neither the image nor the probabilities need to fit in memory. Its dtype and shape
+        are checked before anything is computed or written.
     overlap : float
         Same-padded networks only: overlap of the blended tiles, as a fraction of the tile.
     channels_last : bool, optional
@@ -201,30 +235,60 @@ def predict(
     numpy.ndarray or ``out``, shape ``(num_classes, *S)``, float32
         Softmax probabilities per class.
 
+    Raises
+    ------
+    ValueError
+        For an image of the wrong number of axes or channels, an empty image, NaN or infinite
+        values (or values beyond float32's range; the first such pixel is named), an invalid
+        ``tile_shape`` (naming the nearest valid sizes), a wrong ``out`` and an unavailable
+        device.
+    TypeError
+        For a model that is not a :class:`~biounet.UNet`, a non-integer ``tile_shape`` or
+        ``batch_size``, a complex image, or an ``out`` that is not an array.
+
     Notes
     -----
     Valid networks use the paper's overlap-tile strategy: borders are mirror-extrapolated, the
     output is covered by non-overlapping tiles, and each input tile carries ``model.margin`` px
     of context per side. Strides are multiples of ``2**depth``, so in eval mode the result
-    equals one forward pass over the whole mirror-padded image. Same-padded networks blend
-    overlapping tiles with a Gaussian window.
+    equals one forward pass over the whole mirror-padded image.
+
+    Same-padded networks blend overlapping tiles with a Gaussian window. The tile starts are
+    multiples of ``2**depth`` too, so every tile sees the image at the same pooling phase and
+    neighbouring tiles agree where they overlap, up to the zero padding at each tile's border
+    (which the window weights down).
+
+    Both equalities hold for networks without normalisation or with batch norm (pointwise in
+    eval mode). Instance- and group-norm networks normalise with each tile's own statistics,
+    so their tiled result differs from one pass over the whole image.
+
+    With ``tta`` and a given non-square ``tile_shape``, the tiles of a transposed image are
+    transposed too; a same-padded network is then not exactly transpose-invariant, since
+    its tiles cover different parts of the image.
     """
     if not isinstance(model, UNet):
         raise TypeError(f"model must be a biounet.UNet, got {type(model).__name__}")
+    image = as_image_array(image)
+    given = tuple(int(n) for n in image.shape)
+    if 0 in given:
+        raise ValueError(f"the image is empty: shape {given}")
     image = _as_channels_first(image, model)
     spatial = tuple(int(n) for n in image.shape[1:])
-    if min(spatial) < 1:
-        raise ValueError(f"the image is empty: shape {tuple(image.shape)}")
-    if normalize and getattr(model, "normalizer", None) is not None:
-        image = _Normalized(image, *model.normalizer.stats(image))
+    if out is not None:
+        check_out(out, model.config.num_classes, spatial)
     dev = resolve_device(device)
     if batch_size is None:
         batch_size = 4 if dev.type == "cuda" else 1
+    batch_size = check_batch_size(batch_size)
+    tile, stride = choose_tile(model, spatial, tile_shape)
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    if normalize and getattr(model, "normalizer", None) is not None:
+        image = _Normalized(image, *model.normalizer.stats(image))
     if channels_last is None:
         channels_last = dev.type == "cpu" and model.ndim == 2
     if dev.type == "cpu":
         auto_tune_allocator()
-    tile, stride = choose_tile(model, spatial, tile_shape)
     transforms = dihedral_transforms(model.ndim) if tta else None
     memory_format = (
         (torch.channels_last if model.ndim == 2 else torch.channels_last_3d)
@@ -234,14 +298,14 @@ def predict(
 
     was_training = model.training
     first = next(model.parameters())
-    old_device = first.device
+    old_device, dtype = first.device, first.dtype
     model.eval().to(dev)
     if channels_last:
         model.to(memory_format=memory_format)  # type: ignore[call-overload]
 
     def fn(x: torch.Tensor) -> torch.Tensor:
-        x = x.contiguous(memory_format=memory_format)
-        return torch.softmax(model(x), dim=1)
+        x = x.to(dtype=dtype).contiguous(memory_format=memory_format)  # the model's dtype
+        return torch.softmax(model(x).float(), dim=1)  # (B, K, *out_tile) float32
 
     try:
         with torch.inference_mode():
@@ -253,8 +317,10 @@ def predict(
                 mode="crop" if model.config.padding == "valid" else "blend",
                 stride=stride,
                 overlap=overlap,
+                align=model.geometry.alignment,
                 transforms=transforms,
                 out=out,
+                channels=model.config.num_classes,
                 batch_size=batch_size,
                 device=dev,
                 progress=progress,
