@@ -85,15 +85,22 @@ def test_main_job_of_the_readme_runs(scratch, monkeypatch, capsys) -> None:
     assert (scratch / "biounet-demo" / "report.html").exists()
 
 
-def test_notebook_example_runs(scratch, monkeypatch) -> None:
+def test_notebook_example_runs(scratch, monkeypatch, capsys) -> None:
     (code,) = blocks("python")
     assert len([line for line in code.splitlines() if line.strip()]) <= 6
+    # the demo's data folder, as the README says: train/ to train on, test/ held out
+    assert '"biounet-demo/data/train"' in code and "biounet-demo/data/test/images/" in code
     quick = code.replace("max_minutes=5", "max_minutes=5, iterations=2, tile=188")
+    quick = quick.replace("biounet-demo/data/", "notebook-data/")  # not the demo test's folder
     assert quick != code
+    write_synthetic(scratch / "notebook-data" / "train", 3, shape=(64, 64), seed=1)
+    write_synthetic(scratch / "notebook-data" / "test", 1, shape=(64, 64), seed=2)
     monkeypatch.chdir(scratch)
     namespace: dict = {}
     exec(compile(quick, "README.md", "exec"), namespace)
     assert 0.0 <= namespace["probs"].min() and namespace["probs"].shape == (2, 64, 64)
+    printed = capsys.readouterr().out
+    assert "'seg'" in printed and "'ap_50'" in printed  # the evaluation's summary
 
 
 def test_every_command_runs(scratch, monkeypatch, capsys) -> None:
