@@ -44,7 +44,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=16, metavar="N", help="synthetic training images")
     p.add_argument("--test-images", type=int, default=4, metavar="N", help="synthetic test images")
     p.add_argument("--size", type=int, default=256, metavar="PX", help="synthetic image side")
-    p.add_argument("--task", choices=["cells", "semantic"], help="metrics (default: from data)")
+    p.add_argument(
+        "--task",
+        choices=["cells", "semantic", "membranes"],
+        help="metrics (default: cells for the synthetic data, else semantic; membranes: "
+        "ISBI 2012 scores of binary EM masks whose membranes are the non-foreground value)",
+    )
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     _training_flags(p)
     p.set_defaults(func=_cmd_demo)
@@ -106,10 +111,23 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", metavar="INPUTS", nargs="+")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--instances", action="store_true", help="also write instance labels")
+    p.add_argument(
+        "--instance-kind",
+        choices=["cells", "membranes"],
+        default=None,
+        help="how instances are made: cells (watershed of the foreground class) or membranes "
+        "(EM: the regions between membranes of --membrane-class); default: membranes with "
+        "--task membranes, else cells",
+    )
     p.add_argument("--probabilities", action="store_true", help="also write probability maps")
     p.add_argument("--overlays", action="store_true", help="also write overlay PNGs (2D)")
     p.add_argument("--no-masks", action="store_true", help="do not write class masks")
-    p.add_argument("--mask-format", choices=["png", "tif"], default="png")
+    p.add_argument(
+        "--mask-format",
+        choices=["auto", "png", "tif"],
+        default="auto",
+        help="auto (default): PNG for 2D images, TIFF for stacks and 3D volumes",
+    )
     p.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs exist")
     p.add_argument("--tile", type=int, metavar="PX", help="network input tile (default: fitted)")
     p.add_argument("--batch-size", type=int, metavar="N")
@@ -254,9 +272,26 @@ def _evaluation_flags(p: argparse.ArgumentParser) -> None:
         "--truth-foreground",
         type=int,
         metavar="V",
-        help="value of objects (or of membranes, task membranes) in truth masks",
+        help="value of the objects in binary truth masks (default: the larger value); task "
+        "membranes: value of the membranes (default 0, as in ISBI 2012 labels)",
     )
-    p.add_argument("--threshold", type=float, default=0.5, help="for probability maps")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="for probability maps (membranes: for the warping, pixel and Rand errors; "
+        "V_Rand and V_Info take the best of 0.0-1.0)",
+    )
+    p.add_argument(
+        "--metrics",
+        metavar="A,B,...",
+        help="report only these metrics (e.g. v_rand,v_info,warping_error); default all",
+    )
+    p.add_argument(
+        "--volume",
+        action="store_true",
+        help="score 3D stacks as volumes, not page by page",
+    )
     p.add_argument(
         "--membrane-class",
         type=int,
@@ -274,6 +309,8 @@ def _eval_options(args: argparse.Namespace, task: str) -> Any:
         truth_foreground=args.truth_foreground,
         threshold=args.threshold,
         membrane_class=args.membrane_class,
+        metrics=args.metrics,
+        volume=args.volume,
     )
 
 
@@ -365,13 +402,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         overlays=args.overlays,
         overwrite=args.overwrite,
         mask_format=args.mask_format,
+        instance_kind=args.instance_kind or ("membranes" if args.task == "membranes" else "cells"),
+        membrane_class=args.membrane_class,
         postprocess={"min_size": args.min_size} if args.min_size else {},
         tile_shape=args.tile,
         batch_size=args.batch_size,
         tta=args.tta,
         device=device,
     )
-    task = args.task or ("cells" if args.instances else "semantic")
+    kind = opts.instance_kind if args.instances else None
+    task = args.task or {"membranes": "membranes", "cells": "cells"}.get(kind or "", "semantic")
     if args.truth and task == "membranes":
         opts.probabilities = True
     done = predict_files(
@@ -415,16 +455,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from .checkpoint import load
-    from .export import export_model
+    from .export import ExportCheckError, export_model
 
-    report = export_model(
-        load(args.model),
-        args.out,
-        format=args.format,
-        tile_shape=args.tile,
-        check=not args.no_check,
-        atol=args.atol,
-    )
+    try:
+        report = export_model(
+            load(args.model),
+            args.out,
+            format=args.format,
+            tile_shape=args.tile,
+            check=not args.no_check,
+            atol=args.atol,
+        )
+    except ExportCheckError as e:  # the exported file disagrees with PyTorch: nothing kept
+        print(f"biounet export: error: {e}", file=sys.stderr)
+        return 1
     print(report.summary())
     return 0
 
@@ -449,8 +493,22 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     ):
         print(describe_checkpoint(args.preset, **kw))
         return 0
+    from .config import TRAIN_PRESETS
+
+    if args.preset in TRAIN_PRESETS and args.preset not in PRESETS:
+        # a training preset (cpu, gpu): the network it trains, with its training tile
+        from .config import build_config
+        from .model.summary import describe_model
+        from .model.unet import UNet
+
+        cfg = build_config(args.preset)
+        model = UNet.from_config(cfg.unet_config(1))
+        title = f"{args.preset}: the network of the {args.preset!r} training preset"
+        near = args.near if args.near is not None else cfg.tile
+        print(describe_model(model, title, near=near, count=args.count, flops=kw["flops"]))
+        return 0
     try:
-        name = look_up(args.preset, list(PRESETS), "preset")
+        name = look_up(args.preset, list(dict.fromkeys([*PRESETS, *TRAIN_PRESETS])), "preset")
     except ValueError as e:
         raise ValueError(f"{e} (or give a checkpoint file or run folder)") from None
     print(describe(name, **kw))
@@ -468,6 +526,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (ValueError, FileNotFoundError, FileExistsError, PermissionError, TypeError) as e:
+        print(f"biounet {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except ImportError as e:  # an optional extra (e.g. biounet[export]) is not installed
         print(f"biounet {args.command}: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # disk full, a path through a file, ...: one line, not a traceback
