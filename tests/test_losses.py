@@ -3,7 +3,12 @@ import math
 import pytest
 import torch
 
-from biounet.losses import dice_ce_loss, soft_dice_loss, weighted_cross_entropy
+from biounet.losses import (
+    dice_ce_loss,
+    probability_cross_entropy,
+    soft_dice_loss,
+    weighted_cross_entropy,
+)
 
 
 def test_weighted_ce_by_hand() -> None:
@@ -86,3 +91,31 @@ def test_shape_errors() -> None:
         soft_dice_loss(
             torch.zeros(1, 2, 4, 4), torch.zeros(1, 4, 4, dtype=torch.long), class_weights=[1, 2, 3]
         )
+
+
+def test_probability_cross_entropy_by_hand() -> None:
+    # pixel 0 is class 1 with p = 1/2, pixel 1 class 0 with p = 3/4, pixel 2 ignored
+    probs = torch.tensor([[[[0.5, 0.75, 0.0]], [[0.5, 0.25, 1.0]]]])  # (1, 2, 1, 3)
+    target = torch.tensor([[[1, 0, -1]]])
+    expected = (math.log(2) - math.log(0.75)) / 2
+    assert probability_cross_entropy(probs, target).item() == pytest.approx(expected, rel=1e-12)
+    total = probability_cross_entropy(probs, target, reduction="sum").item()
+    assert total == pytest.approx(2 * expected, rel=1e-12)
+    # a probability of 0 for the true class costs -log(eps), not infinity
+    assert probability_cross_entropy(
+        probs, torch.tensor([[[1, 0, 0]]]), reduction="sum"
+    ).item() == (pytest.approx(2 * expected - math.log(1e-7), rel=1e-9))
+    assert probability_cross_entropy(probs, torch.full_like(target, -1)).item() == 0.0
+    with pytest.raises(ValueError, match="reduction must be 'mean' or 'sum'"):
+        probability_cross_entropy(probs, target, reduction="none")
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (1, 2, 3, 4, 3)])
+def test_probability_cross_entropy_of_softmax_is_the_unweighted_loss(shape) -> None:
+    logits = torch.randn(*shape)
+    target = torch.randint(0, shape[1], (shape[0], *shape[2:]))
+    target.view(-1)[::3] = -1
+    probs = torch.softmax(logits, dim=1)
+    assert probability_cross_entropy(probs, target).item() == pytest.approx(
+        weighted_cross_entropy(logits, target).item(), rel=1e-5
+    )

@@ -4,6 +4,9 @@ Shapes: ``logits (N, K, *S)`` float (K classes, 2D or 3D), ``target (N, *S)`` in
 indices with ``ignore_index`` (default -1) where unannotated, ``weight (N, *S)`` float per-pixel
 weights (the paper's weight map). Ignored pixels contribute nothing, not even to the mean's
 denominator.
+
+:func:`probability_cross_entropy` scores probabilities that are already computed (the
+whole-image predictions of validation) the same way as the unweighted cross-entropy.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch.nn import functional as F
 
-__all__ = ["dice_ce_loss", "soft_dice_loss", "weighted_cross_entropy"]
+__all__ = ["dice_ce_loss", "probability_cross_entropy", "soft_dice_loss", "weighted_cross_entropy"]
 
 
 def _check(logits: torch.Tensor, target: torch.Tensor) -> None:
@@ -120,3 +123,50 @@ def dice_ce_loss(
             logits, target, class_weights=class_weights, ignore_index=ignore_index
         )
     return loss
+
+
+def probability_cross_entropy(
+    probs: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    ignore_index: int = -1,
+    eps: float = 1e-7,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Cross-entropy of class probabilities: ``-log p_{l(x)}(x)`` over the annotated pixels.
+
+    For ``probs = softmax(logits, dim=1)`` this equals :func:`weighted_cross_entropy` without
+    weights. Used for the validation loss, from the probabilities of whole-image inference.
+
+    Parameters
+    ----------
+    probs : Tensor, shape ``(N, K, *S)``
+        Class probabilities (each pixel's sum 1). Values below ``eps`` count as ``eps``, so
+        that a confidently wrong pixel costs ``-log(eps)`` (16.1 for the default) rather than
+        infinity.
+    target : Tensor of int64, shape ``(N, *S)``
+        Class indices; ``ignore_index`` marks pixels that do not count.
+    reduction : {"mean", "sum"}
+        The mean over annotated pixels (0 if there are none), or their sum (to pool several
+        images: add the sums, divide by the total count of annotated pixels).
+
+    Returns
+    -------
+    Tensor
+        A float64 scalar.
+
+    Examples
+    --------
+    >>> p = torch.tensor([[[[0.5, 0.75]], [[0.5, 0.25]]]])  # (1, 2, 1, 2)
+    >>> round(probability_cross_entropy(p, torch.tensor([[[1, 0]]])).item(), 6)  # ln 2, -ln 3/4
+    0.490415
+    """
+    _check(probs, target)
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    valid = target != ignore_index
+    index = torch.where(valid, target, torch.zeros_like(target)).unsqueeze(1)
+    p = probs.double().gather(1, index).squeeze(1).clamp(min=eps)
+    nll = torch.where(valid, -torch.log(p), torch.zeros_like(p))
+    total = nll.sum()
+    return total if reduction == "sum" else total / valid.sum().clamp(min=1)
