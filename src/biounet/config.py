@@ -6,11 +6,27 @@ the augmentation (:class:`~biounet.augment.AugmentConfig`) and the weight map
 (:class:`~biounet.data.dataset.WeightConfig`). It is built from a named preset, then a YAML
 file, then command-line overrides (``key.sub=value``), in that order; unknown keys get a
 did-you-mean. The resolved configuration is written into every run folder.
+
+Every value is checked against its field's type when the configuration is built, and
+converted where that is unambiguous: an int where a float is expected; a numeric string where
+a number is expected (YAML 1.1, which PyYAML follows, reads ``1e-3`` without a dot as the
+string ``"1e-3"``); an int where a string is expected (``val_names: [25, 26]``); a list where
+a tuple is expected. A bool field takes only ``true``/``false``. Anything else is a
+``ValueError`` naming the key, the expected type and the value. :meth:`TrainConfig.validate`
+then checks ranges and choices, the network options (``model``) and the normalisation
+(``data.normalize``), so a bad configuration fails before any data is read.
+
+:func:`resume_config` gives the configuration of a run to resume, with only the settings of
+:data:`RESUMABLE` changed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
+import types
+import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -18,14 +34,23 @@ from typing import Any, get_type_hints
 from ._checks import look_up
 from .augment import AugmentConfig
 from .data.dataset import WeightConfig
+from .data.normalize import Normalizer
+from .model.presets import PRESETS
+from .model.unet import UNetConfig
 
 __all__ = [
+    "RESUMABLE",
     "TRAIN_PRESETS",
     "DataConfig",
     "LossConfig",
     "OptimConfig",
     "TrainConfig",
+    "build_config",
+    "config_from_dict",
+    "dump_config",
     "load_config",
+    "resume_changes",
+    "resume_config",
     "save_config",
 ]
 
@@ -41,7 +66,9 @@ class DataConfig:
     val_path : str
         A separate validation set (same layouts); empty: split ``path``.
     val_names : list of str
-        Validation samples by name (e.g. ``["25", "26"]``); empty: a random split.
+        Validation samples by name (e.g. ``["25", "26"]``); empty: a random split. Numbers
+        are taken as names (``[25, 26]``), but YAML reads ``01`` as the number 1: quote names
+        with leading zeros (``["01", "02"]``). Not together with ``val_path``.
     val_fraction : float
         Share of ``path`` held out for validation by a seeded random split.
     ndim : int
@@ -57,7 +84,8 @@ class DataConfig:
     class_names : list of str
         Names of the classes (default ``background``, ``foreground`` or ``class K``).
     normalize : dict
-        :class:`~biounet.data.normalize.Normalizer` fields.
+        :class:`~biounet.data.normalize.Normalizer` fields (checked when the configuration is
+        built).
     """
 
     path: str = ""
@@ -123,8 +151,9 @@ class TrainConfig:
     preset : str
         The training preset this configuration started from.
     model : dict
-        :class:`~biounet.model.unet.UNetConfig` fields (``in_channels`` and ``num_classes``
-        follow the data).
+        :class:`~biounet.model.unet.UNetConfig` fields over the architecture ``preset`` (a name
+        of :data:`biounet.model.presets.PRESETS`, optional). ``in_channels`` follows the
+        images, ``num_classes`` and ``ndim`` follow ``data``; see :meth:`unet_config`.
     tile : int
         Network input tile, px per axis (rounded up to a valid size).
     batch_size : int
@@ -142,9 +171,12 @@ class TrainConfig:
         Validate (whole images, overlap-tile inference) every this many iterations.
     best_metric : str
         Metric that picks ``best.pt`` (``"iou"``, ``"dice"``: higher is better;
-        ``"pixel_error"``, ``"loss"``: lower is better).
+        ``"pixel_error"``, ``"loss"``: lower is better). ``"loss"`` is the validation loss:
+        the mean cross-entropy ``-log p_l(x)`` of the whole-image probabilities over all
+        annotated validation pixels (unweighted, without the Dice term; see
+        :func:`biounet.losses.probability_cross_entropy`).
     checkpoint_minutes : float
-        Write ``last.pt`` at least this often (and at every validation).
+        Write ``last.pt`` at least this often (and at every validation); 0: every iteration.
     checkpoint_every : int
         Also write ``last.pt`` every this many iterations (0: only by time and validation).
     log_every : int
@@ -153,10 +185,12 @@ class TrainConfig:
     deterministic : bool
         Deterministic algorithms (reproducible, possibly slower).
     amp : {"off", "bf16", "fp16"}
-        Mixed precision on CUDA.
+        Mixed precision on CUDA (ignored, with a warning, on a CPU).
     channels_last : bool
     compile : bool
         ``torch.compile`` the network.
+    compile_backend : str
+        The ``torch.compile`` backend (``"inductor"``; ``"eager"`` only traces, for tests).
     """
 
     preset: str = "cpu"
@@ -182,9 +216,16 @@ class TrainConfig:
     amp: str = "off"
     channels_last: bool = False
     compile: bool = False
+    compile_backend: str = "inductor"
 
     def validate(self) -> TrainConfig:
-        """Check values that dataclass types cannot; returns self."""
+        """Check ranges, choices, the network and the normalisation; returns self.
+
+        Raises
+        ------
+        ValueError
+            Naming the setting, its value and what it may be.
+        """
         look_up(self.optim.name, ("sgd", "adam", "adamw"), "optimizer")
         look_up(self.optim.schedule, ("constant", "cosine", "poly"), "schedule")
         look_up(self.amp, ("off", "bf16", "fp16"), "amp mode")
@@ -194,10 +235,105 @@ class TrainConfig:
         for name in ("iterations", "batch_size", "tile", "val_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.data.val_fraction < 1:
-            raise ValueError(f"data.val_fraction must be in [0, 1), got {self.data.val_fraction}")
-        self.data.names()
+        o, loss, d, w = self.optim, self.loss, self.data, self.weights
+        at_least_zero = {
+            "max_minutes": self.max_minutes,
+            "checkpoint_minutes": self.checkpoint_minutes,
+            "checkpoint_every": self.checkpoint_every,
+            "workers": self.workers,
+            "optim.weight_decay": o.weight_decay,
+            "optim.warmup": o.warmup,
+            "optim.clip_grad": o.clip_grad,
+            "loss.ce": loss.ce,
+            "loss.dice": loss.dice,
+            "weights.w0": w.w0,
+            "weights.separation": w.separation,
+        }
+        for name, value in at_least_zero.items():
+            if not value >= 0:  # also catches NaN
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        if not o.lr > 0:
+            raise ValueError(f"optim.lr must be > 0, got {o.lr}")
+        if not 0 <= o.momentum < 1:
+            raise ValueError(f"optim.momentum must be in [0, 1), got {o.momentum}")
+        if not w.sigma > 0:
+            raise ValueError(f"weights.sigma must be > 0 (px), got {w.sigma}")
+        if not 0 <= self.oversample <= 1:
+            raise ValueError(f"oversample is a probability in [0, 1], got {self.oversample}")
+        if loss.ce == 0 and loss.dice == 0:
+            raise ValueError("loss.ce and loss.dice are both 0: nothing to train; set one > 0")
+        if d.ndim not in (2, 3):
+            raise ValueError(f"data.ndim must be 2 (images) or 3 (volumes), got {d.ndim}")
+        if d.num_classes < 2:
+            raise ValueError(f"data.num_classes must be >= 2, got {d.num_classes}")
+        if not 0 <= d.val_fraction < 1:
+            raise ValueError(f"data.val_fraction must be in [0, 1), got {d.val_fraction}")
+        if d.val_path and d.val_names:
+            raise ValueError(
+                f"data.val_path ({d.val_path!r}) and data.val_names ({d.val_names}) both pick "
+                "the validation set; give only one"
+            )
+        cw = loss.dice_class_weights
+        if cw:
+            if len(cw) != d.num_classes:
+                raise ValueError(
+                    f"loss.dice_class_weights has {len(cw)} values for {d.num_classes} classes "
+                    "(data.num_classes); give one per class, or none"
+                )
+            if min(cw) < 0 or sum(cw) <= 0:
+                raise ValueError(f"loss.dice_class_weights must be >= 0 with a positive sum: {cw}")
+        if self.compile:
+            import torch.compiler
+
+            look_up(
+                self.compile_backend,
+                torch.compiler.list_backends(exclude_tags=()),
+                "compile_backend",
+            )
+        d.names()
+        self.unet_config()
+        try:
+            Normalizer.from_dict(d.normalize)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"data.normalize: {e}") from e
         return self
+
+    def unet_config(self, in_channels: int = 1) -> UNetConfig:
+        """The network's configuration: ``model.preset`` (if any), the ``model`` fields over it.
+
+        ``num_classes`` and ``ndim`` come from ``data``, ``in_channels`` from the images.
+
+        Raises
+        ------
+        ValueError
+            For an unknown preset or option (with a did-you-mean), a bad value, or a
+            ``model.num_classes``/``model.ndim`` that contradicts ``data``.
+        """
+        opts = dict(self.model)
+        preset = opts.pop("preset", None)
+        names = [f.name for f in fields(UNetConfig)]
+        for key in opts:
+            look_up(key, names, "key in model")
+        if "in_channels" in opts:
+            raise ValueError(
+                "model.in_channels: the input channels follow the images; remove the setting "
+                "(and set data.channel_axis if the channels are not found)"
+            )
+        for key in ("num_classes", "ndim"):
+            if key in opts and opts[key] != getattr(self.data, key):
+                raise ValueError(
+                    f"model.{key} ({opts[key]}) and data.{key} ({getattr(self.data, key)}) "
+                    f"disagree; set data.{key} (the network follows the data)"
+                )
+        opts.update(in_channels=in_channels, num_classes=self.data.num_classes, ndim=self.data.ndim)
+        if preset is not None:
+            name = look_up(str(preset), list(PRESETS), "model.preset")
+        try:
+            if preset is None:
+                return UNetConfig(**opts)
+            return dataclasses.replace(UNetConfig(**PRESETS[name].options), **opts)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"model: {e}") from e
 
 
 def _preset(**kw: Any) -> dict[str, Any]:
@@ -278,7 +414,129 @@ def to_dict(cfg: Any) -> Any:
     return cfg
 
 
+#: ``dict`` fields whose keys and values follow a dataclass: (section, key) -> (class, extra keys)
+_DICT_FIELDS: dict[tuple[type, str], tuple[type, dict[str, Any]]] = {
+    (TrainConfig, "model"): (UNetConfig, {"preset": str}),
+    (DataConfig, "normalize"): (Normalizer, {}),
+}
+
+
+def _type_name(hint: Any) -> str:
+    """``int``, ``float or None``, ``list of str``, ``(float, float)``: for error messages."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is type(None):
+        return "None"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args)
+    if origin is list:
+        return f"list of {_type_name(args[0])}"
+    if origin is tuple:
+        return "(" + ", ".join(_type_name(a) for a in args) + ")"
+    if origin is dict:
+        return "mapping"
+    if hint is bool:
+        return "bool (true or false)"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _number(value: Any) -> float | None:
+    """A finite number from a number or a numeric string (``"1e-3"``), else None; bools: None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        x = float(value)
+    elif isinstance(value, str):
+        try:
+            x = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """``value`` checked against the type ``hint`` and converted where unambiguous.
+
+    See the module docstring for the rules; a mismatch is a ValueError naming ``where``.
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+
+    def wrong(detail: str = "") -> ValueError:
+        return ValueError(
+            f"{where}: expected {_type_name(hint)}{detail}, got {value!r} ({type(value).__name__})"
+        )
+
+    if hint is Any:
+        return value
+    if is_dataclass(hint):
+        return _build(hint, value, where)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in args:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, where)
+            except ValueError:
+                continue
+        raise wrong()
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise wrong()
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        x = _number(value)
+        if x is not None and x.is_integer():
+            return int(x)  # "1e4" (YAML 1.1 reads it as a string) or 2.0: exact
+        raise wrong()
+    if hint is float:
+        x = _number(value)
+        if x is None:
+            raise wrong(" (a finite number)")
+        return x
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)  # val_names: [25, 26]
+        raise wrong()
+    if origin is list or origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise wrong()
+        if origin is list:
+            return [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise wrong(f" ({len(args)} values)")
+        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise wrong()
+        return dict(value)
+    return value
+
+
+def _dict_field(value: Any, cls: type, extra: dict[str, Any], where: str) -> dict[str, Any]:
+    """A ``dict`` field holding ``cls`` fields (and ``extra`` keys): keys and values checked."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: expected a mapping, got {value!r} ({type(value).__name__})")
+    hints = {**get_type_hints(cls), **extra}
+    out = {}
+    for key, v in value.items():
+        look_up(key, list(hints), f"key in {where}")
+        out[key] = _coerce(v, hints[key], f"{where}.{key}")
+    return out
+
+
 def _build(cls: Any, d: dict[str, Any], where: str) -> Any:
+    """An instance of the dataclass ``cls`` from ``d``, every value type-checked (see above)."""
     if not isinstance(d, dict):
         raise ValueError(f"{where or 'config'}: expected a mapping, got {d!r}")
     hints = get_type_hints(cls)
@@ -286,17 +544,24 @@ def _build(cls: Any, d: dict[str, Any], where: str) -> Any:
     kwargs: dict[str, Any] = {}
     for key, value in d.items():
         look_up(key, names, f"key in {where or 'the config'}")
-        sub = hints[key]
-        if is_dataclass(sub):
-            kwargs[key] = _build(sub, value, f"{where}.{key}" if where else key)
-        elif key in ("scale", "contrast", "gamma") and isinstance(value, list):
-            kwargs[key] = tuple(value)
+        path = f"{where}.{key}" if where else key
+        if (cls, key) in _DICT_FIELDS:
+            kwargs[key] = _dict_field(value, *_DICT_FIELDS[cls, key], path)
         else:
-            kwargs[key] = value
+            kwargs[key] = _coerce(value, hints[key], path)
     try:
         return cls(**kwargs)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise ValueError(f"{where or 'config'}: {e}") from e
+
+
+def config_from_dict(d: dict[str, Any]) -> TrainConfig:
+    """A validated :class:`TrainConfig` from a nested dict (e.g. :func:`to_dict`'s, or YAML's).
+
+    Missing keys take the dataclass defaults (not a preset's); see :func:`build_config`.
+    """
+    cfg: TrainConfig = _build(TrainConfig, d, "")
+    return cfg.validate()
 
 
 def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -345,8 +610,7 @@ def build_config(
         d = merge(d, _read_yaml(file))
     for o in [*(overrides or []), settings]:
         d = merge(d, o)
-    cfg: TrainConfig = _build(TrainConfig, d, "")
-    return cfg.validate()
+    return config_from_dict(d)
 
 
 def _read_yaml(path: str | Path) -> dict[str, Any]:
@@ -367,19 +631,126 @@ def _read_yaml(path: str | Path) -> dict[str, Any]:
 def load_config(path: str | Path) -> TrainConfig:
     """A resolved configuration written by :func:`save_config` (e.g. ``RUN/config.yaml``)."""
     d = _read_yaml(path)
-    cfg: TrainConfig = _build(TrainConfig, d, "")
-    return cfg.validate()
+    try:
+        return config_from_dict(d)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from e
+
+
+def dump_config(cfg: TrainConfig) -> str:
+    """The configuration as YAML text, every field resolved (what ``config.yaml`` holds).
+
+    For printing a preset with its overrides: ``print(dump_config(build_config("gpu")))``.
+
+    >>> print(dump_config(build_config("cpu")).splitlines()[0])
+    preset: cpu
+    """
+    import yaml
+
+    text: str = yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    return text
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> Path:
     """Write the resolved configuration as YAML (atomically)."""
-    import yaml
-
     from .data.io import atomic_path
 
     with atomic_path(path) as tmp:
-        tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        tmp.write_text(dump_config(cfg))
     return Path(path)
+
+
+# ------------------------------------------------------------------------------ resume
+#: settings that may change when a run is resumed: they change neither the network, nor the
+#: data it sees, nor the optimisation up to the checkpoint. ``iterations`` extends (or
+#: shortens, down to the checkpoint) the run, and the schedule is fitted to the new count;
+#: ``data.path`` and ``data.val_path`` point at data that moved (``data.val_path`` cannot
+#: switch between a separate validation set and a split).
+RESUMABLE = (
+    "iterations",
+    "max_minutes",
+    "workers",
+    "checkpoint_minutes",
+    "checkpoint_every",
+    "log_every",
+    "val_every",
+    "data.path",
+    "data.val_path",
+)
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def resume_changes(before: TrainConfig, after: TrainConfig) -> dict[str, tuple[Any, Any]]:
+    """The settings that differ, as ``{dotted key: (before, after)}``, in field order."""
+    a, b = _flat(to_dict(before)), _flat(to_dict(after))
+    missing = object()
+    keys = list(dict.fromkeys([*a, *b]))
+    return {k: (a.get(k), b.get(k)) for k in keys if a.get(k, missing) != b.get(k, missing)}
+
+
+def check_resume(before: TrainConfig, after: TrainConfig, where: str) -> dict[str, Any]:
+    """Raise a ValueError if ``after`` changes settings of ``before`` outside :data:`RESUMABLE`.
+
+    Returns the changes (see :func:`resume_changes`).
+    """
+    changes = resume_changes(before, after)
+    bad = [k for k in changes if k not in RESUMABLE]
+    if "data.val_path" in changes and not (before.data.val_path and after.data.val_path):
+        bad.append("data.val_path")
+    if bad:
+        listed = ", ".join(f"{k} ({changes[k][0]!r} -> {changes[k][1]!r})" for k in bad)
+        raise ValueError(
+            f"{where}: settings that cannot change on resume: {listed}. Only "
+            f"{', '.join(RESUMABLE)} can; start a new run (another --out) to change the others"
+        )
+    return changes
+
+
+def resume_config(run: str | Path, overrides: list[dict[str, Any]] | None = None) -> TrainConfig:
+    """The configuration to resume the run folder ``run`` with: its ``config.yaml``, overridden.
+
+    Only the settings of :data:`RESUMABLE` may change (``iterations`` to extend the run,
+    ``max_minutes``, ``workers``, ``checkpoint_minutes``, ``checkpoint_every``, ``log_every``,
+    ``val_every``, ``data.path`` and ``data.val_path`` for data that moved); an override that
+    sets another one to its current value is fine. Pass the result to
+    ``fit(cfg, run, resume=True)``, which applies them all and rewrites ``config.yaml``.
+
+    Parameters
+    ----------
+    run : str or Path
+        A run folder written by :func:`biounet.fit`.
+    overrides : list of dict, optional
+        Nested settings, e.g. ``[{"iterations": 4000}, {"data": {"path": "moved/data"}}]``
+        (what :func:`parse_override` makes of ``"iterations=4000"``).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``run`` holds no ``config.yaml``.
+    ValueError
+        An unknown key or a bad value, or settings that cannot change on resume (all named).
+    """
+    path = Path(run) / "config.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"{run}: nothing to resume (no config.yaml; not a run folder?)")
+    saved = load_config(path)
+    if not overrides:
+        return saved
+    d = to_dict(saved)
+    for o in overrides:
+        d = merge(d, o)
+    cfg = config_from_dict(d)
+    check_resume(saved, cfg, f"resuming {run}")
+    return cfg
 
 
 def replace(cfg: TrainConfig, **changes: Any) -> TrainConfig:
