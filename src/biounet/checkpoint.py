@@ -12,13 +12,19 @@ A checkpoint is a ``torch.save`` file of plain types (loadable with ``weights_on
 ``train_config``, ``iteration``, ``optimizer``, ``scheduler``, ``scaler``, ``rng``, ``best``
     What resuming needs (absent from exported models).
 
-Writing goes to a temporary file beside the target, then an atomic rename.
+Writing goes to a temporary file beside the target, then an atomic rename. Reading checks
+the CRC-32 of every record of the file (``torch.save`` writes a zip archive) before
+unpickling, so a file damaged after it was written (a flipped bit, a bad copy) is an error,
+not silently wrong weights.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import struct
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +96,48 @@ def save_checkpoint(path: str | os.PathLike[str], model: torch.nn.Module, **extr
     return Path(path)
 
 
-def load_checkpoint(path: str | os.PathLike[str], *, map_location: str = "cpu") -> dict[str, Any]:
-    """Read a checkpoint's dict; a missing, corrupt or foreign file gets a clear error."""
+def _check_zip(p: Path) -> None:
+    """Raise a ValueError unless ``p`` is a zip archive whose records all match their CRC-32."""
+    try:
+        with zipfile.ZipFile(p) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError, struct.error) as e:
+        raise ValueError(
+            f"{p}: not a readable checkpoint ({type(e).__name__}); the file is corrupt, "
+            "truncated or not a biounet checkpoint"
+        ) from e
+    except zlib.error as e:
+        raise ValueError(f"{p}: corrupt checkpoint (a record does not decompress: {e})") from e
+    if bad is not None:
+        raise ValueError(
+            f"{p}: corrupt checkpoint (record {bad!r} fails its CRC check): the file was "
+            "damaged after it was written; use another copy"
+        )
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """Read a checkpoint's dict; a missing, corrupt or foreign file gets a clear error.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A checkpoint file, or a run folder (its ``best.pt``, else ``last.pt``).
+    map_location : str or torch.device
+        Where the network's tensors (``state_dict``) go: ``"cpu"``, ``"cuda"``, ``"cuda:N"``,
+        ``"auto"``. The file is always read on the CPU first, and the rest (optimiser and
+        random states) stays there.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file, or a folder without checkpoints.
+    ValueError
+        The file is truncated or corrupt (its CRC check fails), is no biounet checkpoint, was
+        written by a newer biounet, or ``map_location`` is a device this machine lacks (the
+        file itself is then fine).
+    """
     p = Path(path)
     if p.is_dir():
         for name in ("best.pt", "last.pt"):
@@ -102,9 +148,15 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: str = "cpu") 
             raise FileNotFoundError(f"{path}: a folder without best.pt or last.pt")
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such checkpoint")
+    from .inference import resolve_device
+
+    device = resolve_device(map_location)  # a device this machine lacks is not a corrupt file
+    _check_zip(p)
     try:
-        payload = torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises many kinds for truncated or non-torch files
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except (OSError, MemoryError):
+        raise
+    except Exception as e:  # torch raises many kinds for damaged or non-biounet files
         raise ValueError(
             f"{p}: not a readable checkpoint ({type(e).__name__}); the file is corrupt, "
             "truncated or not a biounet checkpoint"
@@ -115,18 +167,28 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: str = "cpu") 
         raise ValueError(
             f"{p}: written by a newer biounet ({payload.get('biounet_version')}); upgrade biounet"
         )
+    if device.type != "cpu" and isinstance(payload.get("state_dict"), dict):
+        payload["state_dict"] = {
+            k: v.to(device) if isinstance(v, torch.Tensor) else v
+            for k, v in payload["state_dict"].items()
+        }
     payload["path"] = str(p)
     return payload
 
 
-def load(path: str | os.PathLike[str], *, device: str = "cpu") -> UNet:
+def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> UNet:
     """A model ready for :func:`biounet.predict`, from a checkpoint file or run folder.
 
-    The model is in eval mode and carries ``normalizer`` (the training normalisation, which
-    ``predict`` applies), ``class_names`` and ``tile`` (the training tile, px) as attributes.
-    A run folder gives its ``best.pt`` (else ``last.pt``).
+    The model is in eval mode on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"auto"``)
+    and carries ``normalizer`` (the training normalisation, which ``predict`` applies),
+    ``class_names`` and ``tile`` (the training tile, px) as attributes. A run folder gives its
+    ``best.pt`` (else ``last.pt``). The file is read and the network built on the CPU, then
+    moved; a device this machine lacks is a ValueError saying so.
     """
-    ck = load_checkpoint(path, map_location=device)
+    from .inference import resolve_device
+
+    dev = resolve_device(device)
+    ck = load_checkpoint(path)
     try:
         model = UNet.from_config(ck["model_config"])
         model.load_state_dict(ck["state_dict"])
@@ -135,4 +197,4 @@ def load(path: str | os.PathLike[str], *, device: str = "cpu") -> UNet:
     model.normalizer = Normalizer.from_dict(ck["normalize"]) if ck.get("normalize") else None
     model.class_names = list(ck.get("class_names") or [])
     model.tile = ck.get("tile")
-    return model.to(device).eval()
+    return model.to(dev).eval()
