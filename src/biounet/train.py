@@ -5,9 +5,14 @@ only on the seed and ``i``), takes one optimiser step, and every ``val_every`` i
 segments the validation images whole with overlap-tile inference. ``RUN/last.pt`` is written
 atomically at least every ``checkpoint_minutes`` and at every validation, ``RUN/best.pt`` when
 the chosen metric improves; ``resume=True`` continues from ``last.pt`` exactly where it stopped
-(data order, model, optimiser, schedule and random states restored). Multi-GPU and multi-node
-training uses ``torch.distributed`` under ``torchrun`` (each process its own share of tiles;
-DDP averages the gradients); only rank 0 validates and writes.
+(data order, model, optimiser, schedule and random states restored), with the configuration
+of :func:`biounet.config.resume_config`. Multi-GPU and multi-node training uses
+``torch.distributed`` under ``torchrun`` (each process its own share of tiles; DDP averages
+the gradients); only rank 0 validates and writes, and every decision that ends or reshapes
+the loop (the time budget) is taken on rank 0's clock and shared.
+
+The run folder is created only once the configuration and the data have been checked; if
+setting up the run fails (bad data, say), a folder that ``fit`` created is removed again.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +30,13 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .config import TrainConfig, save_config, to_dict
+from .config import TrainConfig, check_resume, config_from_dict, save_config, to_dict
 from .data.annotations import AnnotationSpec
 from .data.dataset import TileDataset, TrainImage, prepare
-from .data.io import ensure_folder
+from .data.io import clean_stale_parts, ensure_folder
 from .data.layouts import Sample, find_dataset
 from .data.normalize import Normalizer
-from .losses import dice_ce_loss
+from .losses import dice_ce_loss, probability_cross_entropy
 from .metrics import ConfusionMatrix
 from .model.unet import UNet
 from .runlog import MetricsLog
@@ -38,7 +44,10 @@ from .runtime import auto_tune_allocator
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainResult", "build_model", "fit", "split"]
+__all__ = ["TrainResult", "build_model", "fit", "split", "validate"]
+
+#: what a checkpoint must hold to be resumed from (``best.pt`` and exported models do not)
+RESUME_KEYS = ("iteration", "optimizer", "scheduler", "scaler", "rng")
 
 
 @dataclass
@@ -52,24 +61,47 @@ class TrainResult:
 
 def build_model(cfg: TrainConfig, in_channels: int) -> UNet:
     """The network of a configuration: ``model.preset`` (if any) with the other fields over it."""
-    opts = dict(cfg.model)
-    preset = opts.pop("preset", None)
-    opts.update(in_channels=in_channels, num_classes=cfg.data.num_classes, ndim=cfg.data.ndim)
-    if preset is not None:
-        return UNet.from_preset(str(preset), **opts)
-    return UNet(**opts)
+    return UNet.from_config(cfg.unet_config(in_channels))
 
 
 def split(samples: list[Sample], cfg: TrainConfig) -> tuple[list[Sample], list[Sample]]:
-    """Training and validation samples: a given set, named samples, or a seeded random split."""
+    """Training and validation samples: a given set, named samples, or a seeded random split.
+
+    ``data.val_path``: all of ``samples`` train, the validation set is read from there.
+    ``data.val_names``: those samples validate, the others train. Otherwise a random
+    ``data.val_fraction`` of the samples (at least one if the fraction is above 0 and there
+    are two or more), drawn with ``seed``: the same seed gives the same split.
+
+    Raises
+    ------
+    ValueError
+        For ``val_path`` together with ``val_names``, or a name no sample has.
+    """
     d = cfg.data
+    if d.val_path and d.val_names:
+        raise ValueError(
+            f"data.val_path ({d.val_path!r}) and data.val_names ({d.val_names}) both pick the "
+            "validation set; give only one"
+        )
     if d.val_path:
         return samples, find_dataset(d.val_path, ndim=d.ndim, channel_axis=d.channel_axis)
     if d.val_names:
         names = set(d.val_names)
-        unknown = names - {s.name for s in samples}
+        have = {s.name for s in samples}
+        unknown = names - have
         if unknown:
-            raise ValueError(f"data.val_names: no samples named {sorted(unknown)}")
+            padded = [
+                n
+                for n in sorted(unknown)
+                if n.isdigit() and any(h.isdigit() and h.lstrip("0") == n.lstrip("0") for h in have)
+            ]
+            hint = (
+                f"; the samples are named like {sorted(have)[0]!r}: quote names with leading "
+                'zeros in YAML ("01"), which reads 01 as the number 1'
+                if padded
+                else ""
+            )
+            raise ValueError(f"data.val_names: no samples named {sorted(unknown)}{hint}")
         return [s for s in samples if s.name not in names], [s for s in samples if s.name in names]
     n_val = round(len(samples) * d.val_fraction)
     if d.val_fraction > 0 and n_val == 0 and len(samples) > 1:
@@ -108,28 +140,31 @@ def _dist() -> tuple[int, int, int]:
     )
 
 
+def _from_rank0(value: float, device: torch.device) -> float:
+    """Rank 0's ``value`` on every rank (a broadcast on the training device, as NCCL needs)."""
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    torch.distributed.broadcast(t, src=0)
+    return float(t.item())
+
+
 def _fit_to_budget(
-    cfg: TrainConfig, plan: dict[str, Any], it: int, start: int, elapsed: float, world: int
+    cfg: TrainConfig, plan: dict[str, Any], it: int, start: int, elapsed: float
 ) -> None:
-    """Shrink ``plan["n"]`` so training ends within ``cfg.max_minutes`` (all ranks agree).
+    """Shrink ``plan["n"]`` so training ends within ``cfg.max_minutes``.
 
     The speed is measured between the 5th and 20th iteration (the first ones are slower while
     kernels warm up), the plan set once to what fits in the remaining time (5% kept for
-    validation and checkpoints); past the budget training stops.
+    validation and checkpoints); past the budget training stops. A pure function of its
+    arguments: with ``elapsed`` taken from rank 0 (:func:`_from_rank0`), all ranks decide alike.
     """
     budget = 60 * cfg.max_minutes - plan["seconds"]
     done = it - start
     if done == 5:
         plan["t5"] = elapsed
     n = int(plan["n"])
-    decide = done == 20 or elapsed > budget
-    if decide:
+    if done == 20 or elapsed > budget:
         per_it = (elapsed - plan.get("t5", 0.0)) / (15 if "t5" in plan else done)
         n = it if elapsed > budget else min(n, it + int(0.95 * (budget - elapsed) / per_it))
-    if world > 1 and decide:
-        t = torch.tensor([n])
-        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
-        n = int(t.item())
     if n != plan["n"]:
         log.info("time budget %.1f min: %d iterations in all", cfg.max_minutes, max(n, it))
         plan["n"] = max(n, it)
@@ -138,14 +173,57 @@ def _fit_to_budget(
 def validate(
     model: UNet, images: list[TrainImage], num_classes: int, device: torch.device
 ) -> dict[str, float]:
-    """Whole-image overlap-tile inference on ``images``; pixel scores over all of them."""
+    """Whole-image overlap-tile inference on ``images``; pixel scores over all of them.
+
+    Returns the scores of :meth:`biounet.metrics.ConfusionMatrix.scores` (``pixel_error``,
+    ``iou``, ``dice``, ...) pooled over all images, and ``loss``: the mean cross-entropy of the
+    predicted probabilities over all annotated pixels (see
+    :func:`biounet.losses.probability_cross_entropy`; no weight map, no Dice term).
+    """
     from .inference import predict
 
     cm = ConfusionMatrix(num_classes)
+    nll, count = 0.0, 0
     for t in images:
         probs = predict(model, t.image, device=device, normalize=False)
         cm.update(t.classes, probs.argmax(0))
-    return cm.scores()
+        target = torch.from_numpy(np.asarray(t.classes, np.int64))[None]
+        p = torch.from_numpy(np.asarray(probs, np.float32))[None]
+        nll += float(probability_cross_entropy(p, target, reduction="sum"))
+        count += int((target >= 0).sum())
+    scores = cm.scores()
+    scores["loss"] = nll / max(count, 1)
+    return scores
+
+
+def _resume_state(last: Path, cfg: TrainConfig) -> tuple[dict[str, Any], TrainConfig | None]:
+    """``last.pt`` checked for resuming with ``cfg``: the state, and the config it was saved with.
+
+    Raises a ValueError for a checkpoint without the optimiser state, or one whose run
+    differed from ``cfg`` in settings that cannot change on resume.
+    """
+    state = load_checkpoint(last)
+    missing = [k for k in RESUME_KEYS if k not in state]
+    if missing:
+        raise ValueError(
+            f"{last}: not a resumable checkpoint (no {', '.join(missing)}): it holds a model "
+            "only (like best.pt or an exported model); use it with biounet predict, or start a "
+            "new run"
+        )
+    before = None
+    if isinstance(state.get("train_config"), dict):
+        try:
+            before = config_from_dict(state["train_config"])
+        except ValueError as e:  # written by another version: nothing to compare with
+            log.warning("%s: its training configuration does not load (%s)", last, e)
+    if before is not None:
+        check_resume(before, cfg, f"resuming {last}")
+    if cfg.iterations < int(state["iteration"]):
+        raise ValueError(
+            f"iterations={cfg.iterations} is below the iteration of {last} "
+            f"({state['iteration']}); give at least that many"
+        )
+    return state, before
 
 
 def fit(
@@ -158,15 +236,68 @@ def fit(
 ) -> TrainResult:
     """Train as configured into the run folder ``out`` (``best.pt``, ``last.pt``, logs, plots).
 
-    ``samples`` (e.g. from :mod:`biounet.data.synthetic`) replaces ``cfg.data.path``.
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The configuration (validated again here). To resume, pass the one of
+        :func:`biounet.config.resume_config`: ``fit`` refuses settings that cannot change on
+        resume, trains to ``cfg.iterations`` if that changed (or ``max_minutes`` did), and only
+        then rewrites ``RUN/config.yaml``.
+    out : str or Path
+        The run folder: created, or with ``resume`` the one holding ``last.pt``.
+    resume : bool
+        Continue the run in ``out`` from its ``last.pt``.
+    progress : bool, optional
+        Show a progress bar (default: when writing to a terminal).
+    samples : list of Sample, optional
+        Training data (e.g. from :mod:`biounet.data.synthetic`) instead of ``cfg.data.path``.
+
+    Raises
+    ------
+    ValueError
+        A bad configuration or data, or a ``last.pt`` that cannot be resumed.
+    FileExistsError
+        ``out`` already holds a run and ``resume`` is False.
+    FileNotFoundError
+        Data that does not exist, or nothing to resume.
+
+    Notes
+    -----
+    ``cfg.deterministic`` switches :func:`torch.use_deterministic_algorithms` on for the
+    run; the previous setting (and ``cudnn.benchmark``) is restored when ``fit`` returns.
     """
     cfg.validate()
-    run = Path(out)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    benchmark = torch.backends.cudnn.benchmark
+    cublas = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    try:
+        return _fit(cfg, Path(out), resume=resume, progress=progress, samples=samples)
+    finally:
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.backends.cudnn.benchmark = benchmark
+        if cublas is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+
+
+def _fit(
+    cfg: TrainConfig,
+    run: Path,
+    *,
+    resume: bool,
+    progress: bool | None,
+    samples: list[Sample] | None,
+) -> TrainResult:
     rank, world, local = _dist()
+    if world > 1 and torch.cuda.is_available():
+        # before the process group: NCCL (and its barrier) would otherwise use GPU 0 on every
+        # rank, which can hang
+        torch.cuda.set_device(local)
     if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend)
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
+    if cfg.amp != "off" and device.type != "cuda" and rank == 0:
+        log.warning("amp=%r needs CUDA: training in float32 on the %s", cfg.amp, device)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=False)
         torch.backends.cudnn.benchmark = False
@@ -175,16 +306,15 @@ def fit(
 
     last = run / "last.pt"
     state: dict[str, Any] | None = None
+    before: TrainConfig | None = None
     if resume:
         if not last.exists():
             raise FileNotFoundError(f"{last}: nothing to resume (no last.pt in {run})")
-        state = load_checkpoint(last)
+        state, before = _resume_state(last, cfg)
     elif rank == 0 and last.exists():
         raise FileExistsError(f"{run} already holds a run; use --resume or another --out")
-    if rank == 0:
-        ensure_folder(run, "run folder")
-        save_config(cfg, run / "config.yaml")
 
+    # everything that can be checked without writing, before the run folder exists
     d = cfg.data
     if samples is None:
         if not d.path:
@@ -195,10 +325,32 @@ def fit(
         raise ValueError("no training samples left after the validation split")
     spec = AnnotationSpec(d.annotation, d.foreground, d.num_classes, d.ignore)
     norm = Normalizer.from_dict(d.normalize)
-    train_imgs = prepare(train_s, spec, norm, cfg.weights, cache_dir=run / "cache")
-    val_imgs = prepare(val_s, spec, norm, cfg.weights) if val_s else []
-    channels = int(train_imgs[0].image.shape[0])
-    model = build_model(cfg, channels)
+
+    created = rank == 0 and not run.exists()
+    if rank == 0:
+        ensure_folder(run, "run folder")
+        clean_stale_parts(run)  # left by a process killed while writing (only rank 0 writes)
+        # other ranks may be writing weight maps to the cache now: spare recent files
+        clean_stale_parts(run / "cache", min_age=0.0 if world == 1 else 3600.0)
+    try:
+        train_imgs = prepare(train_s, spec, norm, cfg.weights, cache_dir=run / "cache")
+        val_imgs = prepare(val_s, spec, norm, cfg.weights) if val_s else []
+        channels = int(train_imgs[0].image.shape[0])
+        model = build_model(cfg, channels)
+        if state is not None:
+            try:
+                model.load_state_dict(state["state_dict"])
+            except RuntimeError as e:
+                raise ValueError(
+                    f"{last}: its network does not fit this configuration and data ({e})"
+                ) from e
+    except BaseException:
+        if created:  # nothing but what this call wrote (the weight-map cache)
+            shutil.rmtree(run, ignore_errors=True)
+        raise
+    if rank == 0:
+        save_config(cfg, run / "config.yaml")
+
     g = model.geometry
     in_tile = (g.nearest_valid_sizes(cfg.tile)[1],) * d.ndim
     out_tile = g.output_shape(in_tile)
@@ -235,22 +387,31 @@ def fit(
     scaler = torch.amp.GradScaler("cuda", enabled=amp and cfg.amp == "fp16")
     start, best = 0, None
     if state is not None:
-        model.load_state_dict(state["state_dict"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
+        if state["scaler"] or not scaler.is_enabled():
+            scaler.load_state_dict(state["scaler"])
+        else:  # saved without a scaler (e.g. on a CPU): start a fresh one
+            log.info("%s holds no gradient-scaler state; starting a fresh one", last)
         set_rng_state(state["rng"])
         start, best = int(state["iteration"]), state.get("best")
-        plan["n"] = int(state.get("planned_iterations", cfg.iterations))
         plan["seconds"] = float(state.get("train_seconds", 0.0))
-        log.info("resuming %s at iteration %d", run, start)
+        # a changed iteration count or time budget is applied (the schedule follows it);
+        # otherwise the plan continues as saved (it may have been fitted to the budget)
+        changed = before is not None and (
+            (before.iterations, before.max_minutes) != (cfg.iterations, cfg.max_minutes)
+        )
+        plan["n"] = (
+            cfg.iterations if changed else int(state.get("planned_iterations", cfg.iterations))
+        )
+        log.info("resuming %s at iteration %d (of %d)", run, start, plan["n"])
     net: torch.nn.Module = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[local] if device.type == "cuda" else None
         )
     if cfg.compile:
-        net = torch.compile(net)  # type: ignore[assignment]
+        net = torch.compile(net, backend=cfg.compile_backend)  # type: ignore[assignment]
 
     class Sampler:
         """The tiles of iteration ``it`` on this rank: a block of dataset indices, lazily."""
@@ -312,6 +473,8 @@ def fit(
     it = start
     data_time, t_ready = 0.0, time.monotonic()
     for batch in loader:
+        if it >= plan["n"]:  # tiles prefetched by workers before the plan shrank
+            break
         data_time += time.monotonic() - t_ready  # waiting for tiles (loading, augmentation)
         x = batch["image"].to(device, non_blocking=True)
         if cfg.channels_last:
@@ -344,7 +507,10 @@ def fit(
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
         if cfg.max_minutes:
-            _fit_to_budget(cfg, plan, it, start, time.monotonic() - t_start, world)
+            elapsed = time.monotonic() - t_start
+            if world > 1:  # every rank must end the loop at the same iteration
+                elapsed = _from_rank0(elapsed, device)
+            _fit_to_budget(cfg, plan, it, start, elapsed)
             bar.total = plan["n"]
         if metrics and (it % cfg.log_every == 0 or it == plan["n"]):
             now = time.monotonic()
@@ -356,7 +522,7 @@ def fit(
                 data_share=data_time / max(now - t_log, 1e-9),
             )
             losses, t_log, data_time = [], now, 0.0
-        due_val = val_imgs and (it % cfg.val_every == 0 or it == plan["n"])
+        due_val = bool(val_imgs) and (it % cfg.val_every == 0 or it == plan["n"])
         if due_val and rank == 0:
             scores = validate(model, val_imgs, d.num_classes, device)
             net.train()
@@ -381,11 +547,11 @@ def fit(
             log.info(
                 "iteration %d: %s",
                 it,
-                ", ".join(f"{k} {scores[k]:.4f}" for k in ("pixel_error", "iou", "dice")),
+                ", ".join(f"{k} {scores[k]:.4f}" for k in ("pixel_error", "iou", "dice", "loss")),
             )
         if world > 1 and due_val:
             torch.distributed.barrier()
-        by_time = time.monotonic() - saved_at > 60 * cfg.checkpoint_minutes
+        by_time = time.monotonic() - saved_at >= 60 * cfg.checkpoint_minutes
         by_count = cfg.checkpoint_every and it % cfg.checkpoint_every == 0
         if rank == 0 and (by_time or by_count or due_val or it == plan["n"]):
             checkpoint(it, last)
