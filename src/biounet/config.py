@@ -46,6 +46,7 @@ __all__ = [
     "OptimConfig",
     "TrainConfig",
     "build_config",
+    "check_resume",
     "config_from_dict",
     "dump_config",
     "load_config",
