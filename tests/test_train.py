@@ -608,7 +608,8 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path) -> None:
         ):
             continue
         os.kill(proc.pid, signal.SIGSTOP)
-        os.waitpid(proc.pid, os.WUNTRACED)
+        if not os.WIFSTOPPED(os.waitpid(proc.pid, os.WUNTRACED)[1]):
+            break  # it ended meanwhile (and is reaped)
         at, snapshot = load_checkpoint(last)["iteration"], log_file.read_bytes()
         if at >= 8 and max(_logged(snapshot)) > at:
             cut_at = at
