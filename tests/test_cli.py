@@ -55,9 +55,51 @@ def test_unknown_preset_is_one_clear_line(capsys) -> None:
     err = capsys.readouterr().err
     assert err.strip() == (
         "biounet inspect: error: unknown preset 'ronneberger': did you mean 'ronneberger2015'? "
-        "(choices: 'ronneberger2015', 'narrow', 'narrow3d') (or give a checkpoint file or run "
-        "folder)"
+        "(choices: 'ronneberger2015', 'narrow', 'narrow3d', 'cpu', 'gpu') (or give a checkpoint "
+        "file or run folder)"
     )
+
+
+def test_inspect_training_preset(capsys) -> None:
+    # `cpu`, the default training preset, is the narrow net at its 380 px training tile
+    assert main(["inspect", "cpu", "--no-flops"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("cpu: the network of the 'cpu' training preset")
+    assert "parameters: 1,942,306" in out and "tile 380 -> output 196 px" in out
+    assert main(["inspect", "gpu", "--no-flops"]) == 0
+    assert "widths 32-64-128-256-512" in capsys.readouterr().out
+
+
+def test_train_print_config(capsys) -> None:
+    import yaml
+
+    assert (
+        main(["train", "--preset", "ronneberger2015", "--print-config", "--set", "tile=508"]) == 0
+    )
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["preset"] == "ronneberger2015" and cfg["tile"] == 508
+    assert cfg["optim"]["name"] == "sgd" and cfg["optim"]["momentum"] == 0.99
+    assert cfg["weights"]["w0"] == 10.0 and cfg["weights"]["sigma"] == 5.0
+
+
+def test_train_needs_out_and_data(capsys) -> None:
+    assert main(["train", "somewhere"]) == 2
+    assert "give --out RUN" in capsys.readouterr().err
+    assert main(["train", "--out", "x"]) == 2
+    assert "give the DATA folder" in capsys.readouterr().err
+
+
+def test_resume_refuses_changed_settings(tmp_path, capsys) -> None:
+    from biounet.config import build_config, save_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    save_config(build_config("cpu", data={"path": "DATA"}), run / "config.yaml")
+    assert main(["train", "--out", str(run), "--resume", "--lr", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "optim.lr" in err and "cannot change" in err
+    assert main(["train", "--out", str(run), "--resume", "--preset", "gpu"]) == 2
+    assert "--preset and --config cannot be used with --resume" in capsys.readouterr().err
 
 
 def test_console_script_runs() -> None:

@@ -18,7 +18,7 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from .checkpoint import load
-    from .config import build_config
+    from .config import build_config, dump_config, resume_config
     from .data.io import read_image
     from .evaluation import EvalOptions, evaluate
     from .inference import predict
@@ -38,6 +38,8 @@ _LAZY = {
     "tile_apply": "biounet.tiling",
     "weight_map": "biounet.weightmap",
     "build_config": "biounet.config",
+    "dump_config": "biounet.config",
+    "resume_config": "biounet.config",
     "read_image": "biounet.data.io",
     "evaluate": "biounet.evaluation",
     "EvalOptions": "biounet.evaluation",
@@ -51,11 +53,13 @@ __all__ = [
     "UNetConfig",
     "__version__",
     "build_config",
+    "dump_config",
     "evaluate",
     "fit",
     "load",
     "predict",
     "read_image",
+    "resume_config",
     "tile_apply",
     "weight_map",
 ]

@@ -92,10 +92,15 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "data", metavar="DATA", nargs="?", help="dataset folder (not needed with --resume)"
     )
-    p.add_argument("--out", required=True, metavar="RUN", help="run folder to create (or resume)")
-    p.add_argument("--preset", default="cpu", help="ronneberger2015, cpu or gpu (default: cpu)")
+    p.add_argument("--out", metavar="RUN", help="run folder to create (or resume)")
+    p.add_argument("--preset", default=None, help="ronneberger2015, cpu or gpu (default: cpu)")
     p.add_argument("--config", metavar="FILE", help="YAML file of settings over the preset")
     p.add_argument("--iterations", type=int, metavar="N")
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved configuration as YAML and exit (nothing is trained)",
+    )
     _training_flags(p)
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.set_defaults(func=_cmd_train)
@@ -351,25 +356,29 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .config import build_config, load_config, merge, to_dict
+    from .config import RESUMABLE, build_config, dump_config, resume_config
 
     overrides = _overrides(args)
     if args.data:
         overrides.append({"data": {"path": str(Path(args.data))}})
     if args.resume:
-        saved = Path(args.out) / "config.yaml"
-        cfg = load_config(saved)
-        if overrides:
-            from .config import TrainConfig, _build
-
-            d = to_dict(cfg)
-            for o in overrides:
-                d = merge(d, o)
-            cfg = _build(TrainConfig, d, "").validate()
+        if not args.out:
+            raise ValueError("--resume needs --out RUN, the run folder to continue")
+        if args.preset is not None or args.config:
+            raise ValueError(
+                "--preset and --config cannot be used with --resume: the run keeps "
+                f"RUN/config.yaml; only these may change: {', '.join(RESUMABLE)}"
+            )
+        cfg = resume_config(args.out, overrides)  # ValueError lists anything else that changed
     else:
-        if not args.data:
-            raise ValueError("give the DATA folder to train on (or --resume an existing run)")
-        cfg = build_config(args.preset, args.config, overrides)
+        cfg = build_config(args.preset or "cpu", args.config, overrides)
+    if args.print_config:
+        print(dump_config(cfg), end="")
+        return 0
+    if not args.out:
+        raise ValueError("give --out RUN, the run folder to create")
+    if not args.resume and not args.data:
+        raise ValueError("give the DATA folder to train on (or --resume an existing run)")
     from .train import fit
 
     result = fit(cfg, args.out, resume=args.resume, progress=False if args.no_progress else None)
