@@ -23,8 +23,7 @@ import numpy as np
 import torch
 
 from .._checks import look_up
-from ..augment import AugmentConfig, Params, draw, intensity, sampling_grid, warp
-from ..tiling import read_mirrored
+from ..augment import AugmentConfig, Params, draw, intensity, resample, sampling_grid, to_grid
 from .annotations import IGNORE_INDEX, AnnotationSpec, to_target
 from .layouts import Sample
 from .normalize import Normalizer
@@ -326,22 +325,30 @@ class TileDataset(torch.utils.data.Dataset):
     def tile(self, t: TrainImage, centre: np.ndarray, params: Params) -> dict[str, torch.Tensor]:
         """The tile of ``t`` centred at ``centre`` (px) under the draw ``params``."""
         coords = sampling_grid(params, self.in_tile, centre)  # (ndim, *in_tile), source px
+        # the box of source pixels the tile reads (with the cubic kernel's reach), clipped to
+        # the image: grid_sample's reflection about the border pixels (align_corners=True)
+        # then mirrors exactly as the overlap-tile inference does, without copying pixels
+        shape = np.array(t.classes.shape)
         lo = np.floor(coords.reshape(self.ndim, -1).min(1)).astype(int) - 2
         hi = np.ceil(coords.reshape(self.ndim, -1).max(1)).astype(int) + 3
-        size = hi - lo
+        lo, hi = np.clip(lo, 0, shape - 1), np.clip(hi, 1, shape)
+        lo, hi = np.minimum(lo, hi - 1), np.maximum(hi, lo + 1)
+        box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
         local = coords - lo.reshape((self.ndim,) + (1,) * self.ndim)
         crop = tuple(
             slice((i - o) // 2, (i - o) // 2 + o) for i, o in zip(self.in_tile, self.out_tile)
         )
-        out_local = local[(slice(None),) + crop]
-        img = torch.from_numpy(read_mirrored(t.image, lo, size))
-        cls = torch.from_numpy(read_mirrored(t.classes[None], lo, size))
-        wgt = torch.from_numpy(read_mirrored(t.weights[None], lo, size))
+        img = torch.from_numpy(np.ascontiguousarray(t.image[(slice(None), *box)]))
+        cls = torch.from_numpy(np.ascontiguousarray(t.classes[box][None]))
+        wgt = torch.from_numpy(np.ascontiguousarray(t.weights[box][None]))
+        # one grid for the three arrays (read over the same box); the output tile's is a crop
+        grid = to_grid(local, tuple(int(n) for n in hi - lo), img.device)  # (1, *in_tile, ndim)
+        out_grid = grid[(slice(None), *crop)]
         # without augmentation the tile lies on the pixel grid: nearest is an exact crop
         interp = self.augment.image_interp if self.augment else "nearest"
-        image = intensity(warp(img, local, interp), params)
-        target = warp(cls, out_local, "nearest")[0]
-        weight = warp(wgt, out_local, "linear")[0]
+        image = intensity(resample(img, grid, interp), params)
+        target = resample(cls, out_grid, "nearest")[0]
+        weight = resample(wgt, out_grid, "linear")[0]
         weight = torch.where(target == IGNORE_INDEX, torch.zeros_like(weight), weight)
         return {"image": image.float(), "target": target.long(), "weight": weight.float()}
 
