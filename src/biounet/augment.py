@@ -232,7 +232,7 @@ def sampling_grid(params: Params, shape: tuple[int, ...], centre: np.ndarray) ->
     """
     ndim = len(shape)
     q = _centred_offsets(tuple(int(n) for n in shape))  # (ndim, *shape)
-    coords = np.einsum("ij,j...->i...", params.matrix, q)  # no BLAS call (see elastic_field)
+    coords: np.ndarray = np.einsum("ij,j...->i...", params.matrix, q)  # no BLAS (elastic_field)
     coords += (np.asarray(centre, np.float64) + params.shift).reshape((ndim,) + (1,) * ndim)
     if params.coarse.any():
         coords += elastic_field(params.coarse, shape)

@@ -338,12 +338,12 @@ class TileDataset(torch.utils.data.Dataset):
         crop = tuple(
             slice((i - o) // 2, (i - o) // 2 + o) for i, o in zip(self.in_tile, self.out_tile)
         )
-        img = torch.from_numpy(np.ascontiguousarray(t.image[(slice(None), *box)]))
+        img = torch.from_numpy(np.ascontiguousarray(t.image[(slice(None),) + box]))
         cls = torch.from_numpy(np.ascontiguousarray(t.classes[box][None]))
         wgt = torch.from_numpy(np.ascontiguousarray(t.weights[box][None]))
         # one grid for the three arrays (read over the same box); the output tile's is a crop
         grid = to_grid(local, tuple(int(n) for n in hi - lo), img.device)  # (1, *in_tile, ndim)
-        out_grid = grid[(slice(None), *crop)]
+        out_grid = grid[(slice(None),) + crop]
         # without augmentation the tile lies on the pixel grid: nearest is an exact crop
         interp = self.augment.image_interp if self.augment else "nearest"
         image = intensity(resample(img, grid, interp), params)
