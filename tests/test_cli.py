@@ -148,3 +148,24 @@ def test_inspect_missing_checkpoint_is_one_line(tmp_path, capsys) -> None:
     assert capsys.readouterr().err.strip() == (
         f"biounet inspect: error: {tmp_path / 'gone.pt'}: no such checkpoint"
     )
+
+
+@pytest.mark.parametrize(
+    "verb", ["demo", "inspect", "train", "predict", "evaluate", "report", "export", "plot"]
+)
+def test_every_verb_has_help(verb, capsys) -> None:
+    # the README: `biounet VERB --help` lists every option
+    with pytest.raises(SystemExit) as exit_:
+        main([verb, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: biounet {verb}") and "--" in out
+
+
+def test_quiet_and_verbose_set_the_log_level() -> None:
+    import logging
+
+    log = logging.getLogger("biounet")
+    for flags, level in ((["-q"], logging.WARNING), (["-v"], logging.DEBUG), ([], logging.INFO)):
+        assert main([*flags, "inspect", "narrow", "--no-flops"]) == 0
+        assert log.level == level, flags

@@ -69,10 +69,26 @@ def test_readme_shows_the_commands_a_user_needs() -> None:
     assert (ROOT / "docs" / "report.png").exists(), "the README shows docs/report.png"
 
 
+def write_isbi_like(folder: Path, names: list[str]) -> None:
+    """EM-like slices in the ISBI 2012 layout: images/NN.png, labels/NN.png (membranes 0)."""
+    import numpy as np
+
+    from biounet.data.io import write_image
+    from biounet.data.synthetic import make_membranes
+
+    (folder / "images").mkdir(parents=True)
+    (folder / "labels").mkdir()
+    for k, name in enumerate(names):
+        image, membranes, _ = make_membranes((64, 64), seed=k)
+        write_image(folder / "images" / f"{name}.png", np.rint(image * 255).astype(np.uint8))
+        write_image(folder / "labels" / f"{name}.png", (255 * (1 - membranes)).astype(np.uint8))
+
+
 @pytest.fixture(scope="module")
 def scratch(tmp_path_factory):
     root = tmp_path_factory.mktemp("readme")
     write_synthetic(root / "DATA", 3, shape=(64, 64), seed=1)
+    write_isbi_like(root / "ISBI", ["00", "01", "02", "25", "26", "27", "28", "29"])
     return root
 
 
@@ -121,6 +137,12 @@ def test_every_command_runs(scratch, monkeypatch, capsys) -> None:
     assert (scratch / "segmented" / "cells_000_labels.tif").exists()
     assert (scratch / "checked" / "evaluation.json").exists()
     assert (scratch / "mine.onnx").exists() and (scratch / "mine.pt").exists()
+    # the ISBI 2012 section: slices 25-29 segmented, regions between membranes, scored
+    assert sorted(p.name for p in (scratch / "isbi-seg").glob("*_probs.tif")) == [
+        f"{k}_probs.tif" for k in range(25, 30)
+    ]
+    assert (scratch / "isbi-seg" / "25_labels.tif").exists()
+    assert "v_rand" in (scratch / "isbi-scores.json").read_text()
 
 
 def test_torchrun_command(scratch, monkeypatch) -> None:
