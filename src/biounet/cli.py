@@ -419,8 +419,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         tta=args.tta,
         device=device,
     )
-    kind = opts.instance_kind if args.instances else None
-    task = args.task or {"membranes": "membranes", "cells": "cells"}.get(kind or "", "semantic")
+    # the instance kinds are named after the tasks that score them
+    task = args.task or (opts.instance_kind if args.instances else "semantic")
     if args.truth and task == "membranes":
         opts.probabilities = True
     done = predict_files(
@@ -508,10 +508,10 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         # a training preset (cpu, gpu): the network it trains, with its training tile
         from .config import build_config
         from .model.summary import describe_model
-        from .model.unet import UNet
+        from .train import build_model
 
         cfg = build_config(args.preset)
-        model = UNet.from_config(cfg.unet_config(1))
+        model = build_model(cfg, 1)
         title = f"{args.preset}: the network of the {args.preset!r} training preset"
         near = args.near if args.near is not None else cfg.tile
         print(describe_model(model, title, near=near, count=args.count, flops=kw["flops"]))
@@ -534,10 +534,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.setLevel(level)
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError, FileExistsError, PermissionError, TypeError) as e:
-        print(f"biounet {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except ImportError as e:  # an optional extra (e.g. biounet[export]) is not installed
+    # ImportError: an optional extra (e.g. biounet[export]) is not installed
+    except (
+        ValueError,
+        FileNotFoundError,
+        FileExistsError,
+        PermissionError,
+        TypeError,
+        ImportError,
+    ) as e:
         print(f"biounet {args.command}: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # disk full, a path through a file, ...: one line, not a traceback

@@ -331,8 +331,7 @@ class TileDataset(torch.utils.data.Dataset):
         shape = np.array(t.classes.shape)
         lo = np.floor(coords.reshape(self.ndim, -1).min(1)).astype(int) - 2
         hi = np.ceil(coords.reshape(self.ndim, -1).max(1)).astype(int) + 3
-        lo, hi = np.clip(lo, 0, shape - 1), np.clip(hi, 1, shape)
-        lo, hi = np.minimum(lo, hi - 1), np.maximum(hi, lo + 1)
+        lo, hi = np.clip(lo, 0, shape - 1), np.clip(hi, 1, shape)  # hi > lo still (hi >= lo+5)
         box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
         local = coords - lo.reshape((self.ndim,) + (1,) * self.ndim)
         crop = tuple(
