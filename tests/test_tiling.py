@@ -311,3 +311,17 @@ def test_progress_none_lets_tqdm_decide(monkeypatch) -> None:
     assert _progress_bar(3, False).disable
     tile_apply(lambda x: x, np.zeros((1, 10, 10)), tile_shape=(8, 8), progress=None)
     assert "tiles" in sys.stderr.getvalue()
+
+
+def test_every_batch_must_keep_the_first_channel_count() -> None:
+    # without channels=, the first output sets the count; a later batch that differs is an
+    # error, not a silent broadcast into the result
+    calls = []
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        return x.repeat(1, 2 if len(calls) == 1 else 1, 1, 1)
+
+    image = np.zeros((1, 64, 64), np.float32)
+    with pytest.raises(ValueError, match="returned 1 channels, expected 2"):
+        tile_apply(fn, image, tile_shape=(32, 32), margin=0, batch_size=1)

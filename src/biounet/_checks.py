@@ -1,9 +1,20 @@
-"""Input checks shared across the package: option look-up with a did-you-mean."""
+"""Input checks shared across the package: option look-up with a did-you-mean, integers."""
 
 from __future__ import annotations
 
 import difflib
+import numbers
 from collections.abc import Sequence
+from typing import TypeGuard
+
+
+def is_int(value: object) -> TypeGuard[numbers.Integral]:
+    """True for Python and NumPy integers, False for bools, floats (even 4.0) and the rest.
+
+    >>> is_int(3), is_int(True), is_int(4.0)
+    (True, False, False)
+    """
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def look_up(value: str, choices: Sequence[str], what: str) -> str:

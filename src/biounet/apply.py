@@ -197,6 +197,7 @@ def check_options(model: UNet, options: PredictOptions) -> PredictOptions:
     Returns ``options``.
     """
     from .inference import choose_tile, resolve_device
+    from .tiling import check_batch_size
 
     o = options
     look_up(o.mask_format, MASK_FORMATS, "mask format")
@@ -206,8 +207,8 @@ def check_options(model: UNet, options: PredictOptions) -> PredictOptions:
         raise ValueError(
             f"membrane_class {o.membrane_class} is not a class of the model (0..{k - 1})"
         )
-    if o.batch_size is not None and (isinstance(o.batch_size, bool) or o.batch_size < 1):
-        raise ValueError(f"batch_size must be >= 1, got {o.batch_size}")
+    if o.batch_size is not None:
+        check_batch_size(o.batch_size)  # TypeError/ValueError as predict gives them
     if o.tile_shape is not None:
         choose_tile(model, (1,) * model.ndim, o.tile_shape)  # ValueError: nearest valid sizes
     resolve_device(o.device)  # ValueError: unknown, or not on this machine

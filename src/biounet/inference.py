@@ -97,7 +97,7 @@ def choose_tile(
                 f"tile_shape {tile} gives output tiles {out} smaller than the pooling grid "
                 f"({g.alignment} px); use tiles of at least {smallest} px"
             )
-        return tuple(int(t) for t in tile), stride
+        return tile, stride
     a = g.alignment
     target = TARGET_OUTPUT.get(ndim, 64)
     if g.padding == "same":

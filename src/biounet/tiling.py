@@ -30,14 +30,15 @@ from __future__ import annotations
 
 import itertools
 import math
-import numbers
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any
 
 import numpy as np
 import torch
+
+from ._checks import is_int
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 
@@ -272,6 +273,8 @@ def _check_finite(
     The message names the first such pixel in image coordinates ``(channel, *spatial)``,
     whatever the transform and the mirroring that produced the tile.
     """
+    if raw.dtype.kind != "f":  # integers are finite in float32, even uint64
+        return
     bad = ~np.isfinite(block)
     if not bad.any():
         return
@@ -343,22 +346,18 @@ def _write(
 Job = tuple[Transform, tuple[AxisTile, ...]]
 
 
-def _is_int(value: object) -> TypeGuard[numbers.Integral]:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def int_tuple(value: object, name: str, ndim: int) -> tuple[int, ...]:
     """``value`` (an int, or a sequence of ``ndim`` ints) as a tuple of ``ndim`` ints.
 
     Raises TypeError for anything that is not an integer (a float such as 44.5 is not
     rounded) and ValueError for the wrong number of axes.
     """
-    if _is_int(value):
+    if is_int(value):
         return (int(value),) * ndim
     if isinstance(value, str) or not isinstance(value, Sequence | np.ndarray):
         raise TypeError(f"{name} must be an integer or a sequence of integers, got {value!r}")
     items = list(value)
-    if not all(_is_int(v) for v in items):
+    if not all(is_int(v) for v in items):
         raise TypeError(f"{name} must hold integers (px), got {tuple(items)!r}")
     if len(items) != ndim:
         raise ValueError(f"{name} {tuple(items)} has {len(items)} axes; the image has {ndim}")
@@ -367,7 +366,7 @@ def int_tuple(value: object, name: str, ndim: int) -> tuple[int, ...]:
 
 def check_batch_size(batch_size: object) -> int:
     """``batch_size`` as a positive int, or a clear TypeError/ValueError."""
-    if not _is_int(batch_size):
+    if not is_int(batch_size):
         raise TypeError(f"batch_size must be a positive integer, got {batch_size!r}")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -531,10 +530,11 @@ def tile_apply(
 
     # batches never mix transforms: a transposition changes the tile's shape
     groups: list[list[Job]] = []
+    total = 0
     for g in transforms:
         jobs: list[Job] = [(g, tiles) for tiles in itertools.product(*plans(g))]
         groups.extend(jobs[i : i + batch_size] for i in range(0, len(jobs), batch_size))
-    total = sum(len(batch) for batch in groups)
+        total += len(jobs)
     accumulate = mode == "blend" or len(transforms) > 1
     scale = 1.0 / len(transforms)
 
@@ -542,14 +542,13 @@ def tile_apply(
         blocks = []
         for g, tiles in batch:
             in_tile = g.shape(tile_shape)
+            raw = _read(image, g, tiles, in_tile)
             with np.errstate(over="ignore"):  # overflow to inf is reported just below
-                raw = _read(image, g, tiles, in_tile)
                 block = raw.astype(np.float32, copy=False)
             _check_finite(raw, block, spatial, g, tiles, in_tile)  # after the cast: overflow
             blocks.append(block)
         return np.stack(blocks)  # (B, C, *tile) in the transformed orientation
 
-    zeroed = False
     bar = _progress_bar(total, progress)
     try:
         with ThreadPoolExecutor(max_workers=1) as reader:  # read the next batch while fn runs
@@ -559,19 +558,20 @@ def tile_apply(
                 if i + 1 < len(groups):
                     future = reader.submit(load, groups[i + 1])
                 y = _call(fn, x, device, batch[0][0].shape(out_tile))
-                if channels is not None and y.shape[1] != channels:
+                if channels is None:  # the first output tells
+                    channels = int(y.shape[1])
+                elif y.shape[1] != channels:
                     raise ValueError(
                         f"the predictor returned {y.shape[1]} channels, expected {channels}"
                     )
                 _check_output_finite(y, x, batch, spatial)
-                if out is None:
-                    out = np.zeros((y.shape[1], *spatial), dtype=np.float32)
-                    zeroed = True
-                elif not zeroed:
-                    check_out(out, y.shape[1], spatial)
-                    if accumulate:
-                        _zero(out)
-                    zeroed = True
+                if i == 0:
+                    if out is None:
+                        out = np.zeros((channels, *spatial), dtype=np.float32)
+                    else:
+                        check_out(out, channels, spatial)
+                        if accumulate:
+                            _zero(out)
                 for (g, tiles), yi in zip(batch, y):
                     _write(out, yi, g, tiles, spatial, accumulate, scale)
                 bar.update(len(batch))

@@ -32,9 +32,10 @@ Examples
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from .._checks import is_int
 
 PADDINGS = ("valid", "same")
 UPSAMPLINGS = ("transposed", "nearest", "linear")
@@ -42,7 +43,7 @@ UPSAMPLINGS = ("transposed", "nearest", "linear")
 
 def _size(n: object, what: str = "size") -> int:
     """``n`` as an int; TypeError for anything else (572.5 px is refused, not truncated)."""
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+    if not is_int(n):
         raise TypeError(f"{what} must be an integer number of px, got {n!r}")
     return int(n)
 
