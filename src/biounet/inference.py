@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .data.layouts import _ChannelsFirst
 from .model.unet import UNet
 from .runtime import auto_tune_allocator
 from .tiling import (
@@ -125,7 +126,7 @@ def _as_channels_first(image: Any, model: UNet) -> Any:
                 f"image of shape {shape} has no channel axis, but the model expects {c} input "
                 f"channels; pass an array of shape ({c}, {', '.join(map(str, shape))})"
             )
-        return _AddChannel(image) if not isinstance(image, np.ndarray) else image[None]
+        return image[None] if isinstance(image, np.ndarray) else _ChannelsFirst(image, None)
     if len(shape) == nd + 1:
         if shape[0] != c:
             hint = (
@@ -162,18 +163,6 @@ class _Normalized:
         off, sc = self.offset[key[0]], self.scale[key[0]]
         out: np.ndarray = (x - off.reshape(shape)) / sc.reshape(shape)
         return out
-
-
-class _AddChannel:
-    """A lazy view of an array (Zarr, ...) with a leading channel axis of length 1."""
-
-    def __init__(self, array: Any) -> None:
-        self.array = array
-        self.shape = (1, *array.shape)
-        self.dtype = array.dtype
-
-    def __getitem__(self, key: tuple[Any, ...]) -> np.ndarray:
-        return np.asarray(self.array[key[1:]])[None]
 
 
 def predict(
