@@ -173,12 +173,6 @@ def _cubic_matrix(n_coarse: int, n_fine: int) -> np.ndarray:
     ends are extrapolated linearly, which keeps a constant or linear field exact. Cached (the
     tile shape rarely changes) and read-only.
     """
-    w = _cubic_weights(n_coarse, n_fine)
-    w.setflags(write=False)
-    return w
-
-
-def _cubic_weights(n_coarse: int, n_fine: int) -> np.ndarray:
     t = np.linspace(0.0, n_coarse - 1, n_fine) if n_fine > 1 else np.zeros(1)
 
     def kernel(x: np.ndarray) -> np.ndarray:
@@ -204,6 +198,7 @@ def _cubic_weights(n_coarse: int, n_fine: int) -> np.ndarray:
                 w[j, n_coarse - 2] -= wk[j]
             else:
                 w[j, kj] += wk[j]
+    w.setflags(write=False)
     return w
 
 

@@ -96,16 +96,20 @@ def save_checkpoint(path: str | os.PathLike[str], model: torch.nn.Module, **extr
     return Path(path)
 
 
+def _unreadable(p: Path, e: BaseException) -> ValueError:
+    return ValueError(
+        f"{p}: not a readable checkpoint ({type(e).__name__}); the file is corrupt, truncated "
+        "or not a biounet checkpoint"
+    )
+
+
 def _check_zip(p: Path) -> None:
     """Raise a ValueError unless ``p`` is a zip archive whose records all match their CRC-32."""
     try:
         with zipfile.ZipFile(p) as z:
             bad = z.testzip()
     except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError, struct.error) as e:
-        raise ValueError(
-            f"{p}: not a readable checkpoint ({type(e).__name__}); the file is corrupt, "
-            "truncated or not a biounet checkpoint"
-        ) from e
+        raise _unreadable(p, e) from e
     except zlib.error as e:
         raise ValueError(f"{p}: corrupt checkpoint (a record does not decompress: {e})") from e
     if bad is not None:
@@ -157,10 +161,7 @@ def load_checkpoint(
     except (OSError, MemoryError):
         raise
     except Exception as e:  # torch raises many kinds for damaged or non-biounet files
-        raise ValueError(
-            f"{p}: not a readable checkpoint ({type(e).__name__}); the file is corrupt, "
-            "truncated or not a biounet checkpoint"
-        ) from e
+        raise _unreadable(p, e) from e
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{p}: not a biounet checkpoint (a torch file of another kind)")
     if payload.get("format_version", 0) > FORMAT_VERSION:

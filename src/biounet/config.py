@@ -102,6 +102,14 @@ class DataConfig:
     class_names: list[str] = field(default_factory=list)
     normalize: dict[str, Any] = field(default_factory=lambda: {"mode": "percentile"})
 
+    def check_validation_source(self) -> None:
+        """Raise a ValueError if both ``val_path`` and ``val_names`` pick the validation set."""
+        if self.val_path and self.val_names:
+            raise ValueError(
+                f"data.val_path ({self.val_path!r}) and data.val_names ({self.val_names}) both "
+                "pick the validation set; give only one"
+            )
+
     def names(self) -> list[str]:
         """Class names, defaults filled in."""
         if self.class_names:
@@ -232,11 +240,10 @@ class TrainConfig:
         look_up(self.amp, ("off", "bf16", "fp16"), "amp mode")
         look_up(self.best_metric, ("iou", "dice", "pixel_error", "loss"), "best_metric")
         look_up(self.data.annotation, ("binary", "classes", "instances"), "annotation kind")
-        look_up(self.weights.balance, ("image", "dataset", "none"), "weights.balance")
         for name in ("iterations", "batch_size", "tile", "val_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        o, loss, d, w = self.optim, self.loss, self.data, self.weights
+        o, loss, d = self.optim, self.loss, self.data  # weights: WeightConfig checks itself
         at_least_zero = {
             "max_minutes": self.max_minutes,
             "checkpoint_minutes": self.checkpoint_minutes,
@@ -247,8 +254,6 @@ class TrainConfig:
             "optim.clip_grad": o.clip_grad,
             "loss.ce": loss.ce,
             "loss.dice": loss.dice,
-            "weights.w0": w.w0,
-            "weights.separation": w.separation,
         }
         for name, value in at_least_zero.items():
             if not value >= 0:  # also catches NaN
@@ -257,8 +262,6 @@ class TrainConfig:
             raise ValueError(f"optim.lr must be > 0, got {o.lr}")
         if not 0 <= o.momentum < 1:
             raise ValueError(f"optim.momentum must be in [0, 1), got {o.momentum}")
-        if not w.sigma > 0:
-            raise ValueError(f"weights.sigma must be > 0 (px), got {w.sigma}")
         if not 0 <= self.oversample <= 1:
             raise ValueError(f"oversample is a probability in [0, 1], got {self.oversample}")
         if loss.ce == 0 and loss.dice == 0:
@@ -269,11 +272,7 @@ class TrainConfig:
             raise ValueError(f"data.num_classes must be >= 2, got {d.num_classes}")
         if not 0 <= d.val_fraction < 1:
             raise ValueError(f"data.val_fraction must be in [0, 1), got {d.val_fraction}")
-        if d.val_path and d.val_names:
-            raise ValueError(
-                f"data.val_path ({d.val_path!r}) and data.val_names ({d.val_names}) both pick "
-                "the validation set; give only one"
-            )
+        d.check_validation_source()
         cw = loss.dice_class_weights
         if cw:
             if len(cw) != d.num_classes:

@@ -78,11 +78,7 @@ def split(samples: list[Sample], cfg: TrainConfig) -> tuple[list[Sample], list[S
         For ``val_path`` together with ``val_names``, or a name no sample has.
     """
     d = cfg.data
-    if d.val_path and d.val_names:
-        raise ValueError(
-            f"data.val_path ({d.val_path!r}) and data.val_names ({d.val_names}) both pick the "
-            "validation set; give only one"
-        )
+    d.check_validation_source()
     if d.val_path:
         return samples, find_dataset(d.val_path, ndim=d.ndim, channel_axis=d.channel_axis)
     if d.val_names:
@@ -183,21 +179,23 @@ def validate(
     from .inference import predict
 
     cm = ConfusionMatrix(num_classes)
-    nll, count = 0.0, 0
+    nll = 0.0
     for t in images:
         probs = predict(model, t.image, device=device, normalize=False)
         cm.update(t.classes, probs.argmax(0))
         target = torch.from_numpy(np.asarray(t.classes, np.int64))[None]
         p = torch.from_numpy(np.asarray(probs, np.float32))[None]
         nll += float(probability_cross_entropy(p, target, reduction="sum"))
-        count += int((target >= 0).sum())
     scores = cm.scores()
-    scores["loss"] = nll / max(count, 1)
+    scores["loss"] = nll / max(int(cm.matrix.sum()), 1)  # over the annotated pixels
     return scores
 
 
-def _resume_state(last: Path, cfg: TrainConfig) -> tuple[dict[str, Any], TrainConfig | None]:
-    """``last.pt`` checked for resuming with ``cfg``: the state, and the config it was saved with.
+def _resume_state(last: Path, cfg: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``last.pt`` checked for resuming with ``cfg``: the state, and the settings that changed.
+
+    The changes are those of :func:`~biounet.config.resume_changes` against the configuration
+    the checkpoint was saved with (none if it does not hold a loadable one).
 
     Raises a ValueError for a checkpoint without the optimiser state, or one whose run
     differed from ``cfg`` in settings that cannot change on resume.
@@ -216,14 +214,13 @@ def _resume_state(last: Path, cfg: TrainConfig) -> tuple[dict[str, Any], TrainCo
             before = config_from_dict(state["train_config"])
         except ValueError as e:  # written by another version: nothing to compare with
             log.warning("%s: its training configuration does not load (%s)", last, e)
-    if before is not None:
-        check_resume(before, cfg, f"resuming {last}")
+    changes = check_resume(before, cfg, f"resuming {last}") if before is not None else {}
     if cfg.iterations < int(state["iteration"]):
         raise ValueError(
             f"iterations={cfg.iterations} is below the iteration of {last} "
             f"({state['iteration']}); give at least that many"
         )
-    return state, before
+    return state, changes
 
 
 def fit(
@@ -306,11 +303,11 @@ def _fit(
 
     last = run / "last.pt"
     state: dict[str, Any] | None = None
-    before: TrainConfig | None = None
+    changes: dict[str, Any] = {}
     if resume:
         if not last.exists():
             raise FileNotFoundError(f"{last}: nothing to resume (no last.pt in {run})")
-        state, before = _resume_state(last, cfg)
+        state, changes = _resume_state(last, cfg)
     elif rank == 0 and last.exists():
         raise FileExistsError(f"{run} already holds a run; use --resume or another --out")
 
@@ -398,9 +395,7 @@ def _fit(
         plan["seconds"] = float(state.get("train_seconds", 0.0))
         # a changed iteration count or time budget is applied (the schedule follows it);
         # otherwise the plan continues as saved (it may have been fitted to the budget)
-        changed = before is not None and (
-            (before.iterations, before.max_minutes) != (cfg.iterations, cfg.max_minutes)
-        )
+        changed = bool({"iterations", "max_minutes"} & changes.keys())
         plan["n"] = (
             cfg.iterations if changed else int(state.get("planned_iterations", cfg.iterations))
         )
