@@ -1,4 +1,4 @@
-"""Input checks shared across the package: option look-up with a did-you-mean, integers."""
+"""Small helpers shared across the package: option look-up, integer test, progress switch."""
 
 from __future__ import annotations
 
@@ -33,3 +33,12 @@ def look_up(value: str, choices: Sequence[str], what: str) -> str:
     hint = f": did you mean {close[0]!r}?" if close else ""
     listed = ", ".join(repr(c) for c in choices)
     raise ValueError(f"unknown {what} {value!r}{hint} (choices: {listed})")
+
+
+def tqdm_disable(progress: bool | None) -> bool | None:
+    """Tqdm's ``disable`` for a ``progress`` switch: None lets tqdm decide by the terminal.
+
+    >>> tqdm_disable(None), tqdm_disable(True), tqdm_disable(False)
+    (None, False, True)
+    """
+    return None if progress is None else not progress

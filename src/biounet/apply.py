@@ -26,24 +26,23 @@ Existing outputs are skipped unless ``overwrite=True``, so an interrupted batch 
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import logging
 import os
-import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._checks import look_up
+from ._checks import look_up, tqdm_disable
 from .data.io import (
     READ_EXTENSIONS,
-    ensure_folder,
+    atomic_path,
     file_stem,
     is_image_file,
+    output_folder,
     read_image_file,
     write_image,
     write_labels,
@@ -54,7 +53,6 @@ from .model.unet import UNet
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "INSTANCE_KINDS",
     "MASK_FORMATS",
     "PredictOptions",
     "check_options",
@@ -66,9 +64,8 @@ __all__ = [
 ]
 
 
-#: values of :attr:`PredictOptions.mask_format` and :attr:`PredictOptions.instance_kind`
+#: values of :attr:`PredictOptions.mask_format`
 MASK_FORMATS = ("auto", "png", "tif")
-INSTANCE_KINDS = ("cells", "membranes")
 
 
 @dataclass
@@ -197,11 +194,12 @@ def check_options(model: UNet, options: PredictOptions) -> PredictOptions:
     Returns ``options``.
     """
     from .inference import choose_tile, resolve_device
+    from .postprocess import INSTANCE_KINDS
     from .tiling import check_batch_size
 
     o = options
     look_up(o.mask_format, MASK_FORMATS, "mask format")
-    look_up(o.instance_kind, INSTANCE_KINDS, "instance kind")
+    look_up(o.instance_kind, INSTANCE_KINDS, "instance kind")  # postprocess's kinds
     k = model.config.num_classes
     if o.instances and o.instance_kind == "membranes" and not 0 <= o.membrane_class < k:
         raise ValueError(
@@ -284,9 +282,7 @@ def predict_files(
     written = []
     # other processes may share the folder: only a lone process removes it again on an error
     with output_folder(out, remove_if_failed=alone) as out_dir:
-        for path in tqdm(
-            files, unit="file", desc="images", disable=None if progress is None else not progress
-        ):
+        for path in tqdm(files, unit="file", desc="images", disable=tqdm_disable(progress)):
             zarr_input = path.suffix.lower() == ".zarr"
             targets = _outputs(file_stem(path), out_dir, o, zarr_input, model.ndim)
             if not o.overwrite and _all_exist(targets, o):
@@ -299,31 +295,6 @@ def predict_files(
                     raise
                 raise ValueError(f"{path}: {e}") from e
     return written
-
-
-@contextlib.contextmanager
-def output_folder(
-    path: str | os.PathLike[str], what: str = "output folder", *, remove_if_failed: bool = True
-) -> Iterator[Path]:
-    """:func:`~biounet.data.io.ensure_folder` for the duration of a block.
-
-    If the block raises (Ctrl-C included) and ``remove_if_failed``, the folders this call
-    created are removed again while they are still empty, so an early error leaves no empty
-    folder behind; folders that existed before, or hold files, stay.
-    """
-    p = Path(path)
-    created = [q for q in (p, *p.parents) if not q.exists()]  # the deepest first
-    folder = ensure_folder(p, what)
-    try:
-        yield folder
-    except BaseException:
-        if remove_if_failed:
-            for q in created:
-                try:
-                    q.rmdir()  # only if empty
-                except OSError:
-                    break
-        raise
 
 
 def _predict_one(
@@ -358,20 +329,15 @@ def _predict_one(
 
         image = to_channels_first(f, nd, name=str(path))
         shape = (model.config.num_classes, *image.shape[1:])
-        tmp = targets["probs"].with_name(targets["probs"].name + ".part")
-        for old in (tmp, targets["probs"]):
-            if old.exists():
-                shutil.rmtree(old)
-        try:
+        # written tile by tile into a temporary store, renamed when complete (Ctrl-C included:
+        # no half-written store stays behind, and an old one is kept until then)
+        with atomic_path(targets["probs"]) as tmp:
+            tmp.unlink()
             dest = zarr.open_array(
                 str(tmp), mode="w", shape=shape, dtype="f4", chunks=(shape[0],) + (512,) * nd
             )
             dest.attrs["axes"] = "CZYX" if nd == 3 else "CYX"
             predict(model, image, out=dest, **kw)
-            os.replace(tmp, targets["probs"])
-        except BaseException:  # Ctrl-C included: no half-written .part folder stays behind
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         probs = zarr.open_array(str(targets["probs"]), mode="r")
         pages = [np.asarray(probs)] if len(targets) > 1 else []
     else:

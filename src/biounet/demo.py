@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import look_up
+from ._checks import look_up, tqdm_disable
 from .config import TrainConfig, build_config
 from .data.io import ensure_folder
 from .data.layouts import Sample, find_dataset
@@ -167,9 +167,7 @@ def _segment(
     axes = "CYX" if model.ndim == 2 else "CZYX"
     kw: dict[str, Any] = {"progress": progress}  # None: tqdm decides by the terminal
     pairs = []
-    bar = tqdm(
-        samples, unit="image", desc="segmenting", disable=None if progress is None else not progress
-    )
+    bar = tqdm(samples, unit="image", desc="segmenting", disable=tqdm_disable(progress))
     for s in bar:
         probs = predict(model, s.image, **kw)
         mask = probs.argmax(0).astype(np.uint8)

@@ -56,9 +56,8 @@ import torch
 
 from ._checks import look_up
 from ._version import __version__
-from .apply import output_folder
 from .checkpoint import unwrap
-from .data.io import atomic_path
+from .data.io import atomic_path, output_folder
 from .model.unet import UNet
 
 __all__ = ["FORMATS", "ExportCheckError", "ExportReport", "default_tile", "export_model"]

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import tqdm_disable
 from ._version import __version__
 from .config import TrainConfig, load_config, to_dict
 from .data.layouts import Sample
@@ -242,7 +243,7 @@ def _gallery(
             list(zip(crops, prepared)),
             desc="report",
             unit="img",
-            disable=None if progress is None else not progress,
+            disable=tqdm_disable(progress),
         )
     ):
         probs = predict(model, t.image, normalize=False, **kw)

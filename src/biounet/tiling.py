@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._checks import is_int
+from ._checks import is_int, tqdm_disable
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 
@@ -631,5 +631,4 @@ def _progress_bar(total: int, enabled: bool | None) -> Any:
     """A tqdm bar over tiles: shown if ``enabled``, hidden if False, tqdm's choice if None."""
     from tqdm.auto import tqdm
 
-    disable = None if enabled is None else not enabled
-    return tqdm(total=total, unit="tile", disable=disable, leave=False, desc="tiles")
+    return tqdm(total=total, unit="tile", disable=tqdm_disable(enabled), leave=False, desc="tiles")

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._checks import tqdm_disable
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, check_resume, config_from_dict, save_config, to_dict
 from .data.annotations import AnnotationSpec
@@ -459,7 +460,7 @@ def _fit(
         total=plan["n"],
         initial=start,
         unit="it",
-        disable=not progress if progress is not None else None,
+        disable=tqdm_disable(progress),
         desc="training",
         dynamic_ncols=True,
     )

@@ -42,6 +42,7 @@ __all__ = [
     "clean_stale_parts",
     "file_stem",
     "is_image_file",
+    "output_folder",
     "read_image",
     "read_image_file",
     "write_image",
@@ -370,6 +371,31 @@ def ensure_folder(path: str | os.PathLike[str], what: str = "output folder") -> 
     if not os.access(p, os.W_OK | os.X_OK):
         raise PermissionError(f"{p}: the {what} is not writable")
     return p
+
+
+@contextmanager
+def output_folder(
+    path: str | os.PathLike[str], what: str = "output folder", *, remove_if_failed: bool = True
+) -> Iterator[Path]:
+    """:func:`ensure_folder` for the duration of a block.
+
+    If the block raises (Ctrl-C included) and ``remove_if_failed``, the folders this call
+    created are removed again while they are still empty, so an early error leaves no empty
+    folder behind; folders that existed before, or hold files, stay.
+    """
+    p = Path(path)
+    created = [q for q in (p, *p.parents) if not q.exists()]  # the deepest first
+    folder = ensure_folder(p, what)
+    try:
+        yield folder
+    except BaseException:
+        if remove_if_failed:
+            for q in created:
+                try:
+                    q.rmdir()  # only if empty
+                except OSError:
+                    break
+        raise
 
 
 def _check_axes(p: Path, axes: str | None, arr: np.ndarray) -> str | None:
