@@ -40,8 +40,6 @@ log = logging.getLogger("biounet")
 
 __all__ = ["HEADLINE", "TASKS", "DemoResult", "run_demo", "write_synthetic"]
 
-TASKS = ("cells", "semantic", "membranes")
-
 #: the scores printed at the end, per task: (keys in the evaluation summary, the first one
 #: present is shown; label)
 HEADLINE: dict[str, list[tuple[tuple[str, ...], str]]] = {
@@ -63,6 +61,10 @@ HEADLINE: dict[str, list[tuple[tuple[str, ...], str]]] = {
         (("pooled_pixel_error", "pixel_error", "mean_pixel_error"), "pixel error"),
     ],
 }
+TASKS = tuple(HEADLINE)
+
+#: with binary masks the foreground (cells) is class 1: the membranes are class 0
+MEMBRANE_CLASS = 0
 
 #: what the scores of a demo on a user's dataset were measured on
 VALIDATION_NOTE = "validation images, which also chose best.pt: optimistic"
@@ -160,16 +162,14 @@ def _segment(
     from .apply import overlay
     from .data.io import write_image, write_labels
     from .inference import predict
-    from .postprocess import instances as to_instances
-    from .postprocess import membrane_regions
+    from .postprocess import instances_from_probabilities
 
     out.mkdir(parents=True, exist_ok=True)
     axes = "CYX" if model.ndim == 2 else "CZYX"
-    kw: dict[str, Any] = {"progress": progress}  # None: tqdm decides by the terminal
     pairs = []
     bar = tqdm(samples, unit="image", desc="segmenting", disable=tqdm_disable(progress))
     for s in bar:
-        probs = predict(model, s.image, **kw)
+        probs = predict(model, s.image, progress=progress)  # None: tqdm decides
         mask = probs.argmax(0).astype(np.uint8)
         if model.config.num_classes == 2:
             mask = mask * np.uint8(255)
@@ -177,13 +177,16 @@ def _segment(
         pred: np.ndarray = mask
         shown, as_instances = (mask > 0).astype(np.int32), False
         if task == "cells":
-            pred = shown = to_instances(probs)
+            pred = shown = instances_from_probabilities(probs, kind="cells")
             as_instances = True
             write_labels(out / f"{s.name}_labels.tif", pred)
         elif task == "membranes":
-            pred = probs[0]  # the membranes: the pixels other than the foreground (cells)
+            pred = probs[MEMBRANE_CLASS]
             write_image(out / f"{s.name}_probs.tif", probs, axes=axes)
-            shown, as_instances = membrane_regions(pred, thin=True), True
+            shown = instances_from_probabilities(
+                probs, kind="membranes", membrane_class=MEMBRANE_CLASS, thin=True
+            )
+            as_instances = True
         if model.ndim == 2:
             write_image(
                 out / f"{s.name}_overlay.png",
@@ -324,7 +327,7 @@ def run_demo(
             opts.num_classes = model.config.num_classes
         else:  # membrane truth: 1 on class 0 (the pixels other than the foreground value)
             pairs = [(name, prob, (c == 0).astype(np.uint8)) for name, prob, c in classes]
-            opts.truth_foreground, opts.membrane_class = 1, 0
+            opts.truth_foreground, opts.membrane_class = 1, MEMBRANE_CLASS
             share = float(np.mean([t.mean() for _, _, t in pairs]))
             if share > 0.5:
                 log.warning(

@@ -427,10 +427,8 @@ def write_report(
     if path.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"{path}: the report is an HTML page; give a file name ending in .html")
     cfg = load_config(run / "config.yaml")
-    # the device is checked first (a missing CUDA is not a corrupt checkpoint); the model is
-    # read on the CPU, which always works, and predict moves it to the device for the gallery
-    dev = resolve_device(device)
-    model = load(run, device="cpu")
+    dev = resolve_device(device)  # first: a missing CUDA is not a corrupt checkpoint
+    model = load(run, device=dev)  # on the gallery's device once, not per image
     metrics_html, records = _metric_sections(run, cfg)
     curves, why = _curves(run)
     alt = "learning curves: training loss, learning rate, validation scores"
