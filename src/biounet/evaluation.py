@@ -451,12 +451,18 @@ def evaluate(
         ConfusionMatrix,
         InstanceAccumulator,
         adapted_rand_error,
-        isbi_scores,
         match_instances,
         seg_score,
         topology_errors,
     )
-    from .metrics.isbi import _regions, _thin
+    from .metrics.isbi import (
+        ISBI_THRESHOLDS,
+        _regions,
+        _thin,
+        best_scores,
+        join_tables,
+        threshold_tables,
+    )
 
     o = options
     look_up(o.task, TASKS, "task")
@@ -481,7 +487,11 @@ def evaluate(
         )
     total_cm = ConfusionMatrix(k)
     acc = InstanceAccumulator()
-    stack: list[tuple[np.ndarray, np.ndarray]] = []  # membranes: (probability, truth mask)
+    slice_tables: list[list[Any]] = []  # membranes: each slice's counts per ISBI threshold
+    planes = set()
+    # the adapted Rand error's regions are those isbi_scores thins at o.threshold, when that
+    # threshold is one of its own and compares alike in float32 (o.threshold below) and float64
+    shared_th = o.threshold in ISBI_THRESHOLDS and float(np.float32(o.threshold)) == o.threshold
     warp_pixels = n_pixels = 0
     for name, pred, truth in pairs:
         nd = truth.ndim
@@ -527,14 +537,21 @@ def evaluate(
         else:
             t_mem = _truth_membrane(name, truth, membrane_value)
             prob = _membrane_prob(name, pred, nd, o)
-            stack.append((prob, t_mem))
-            s = isbi_scores(prob, t_mem)
+            tables, regions_t, regions_p = threshold_tables(
+                prob.astype(np.float64),  # as isbi_scores compares
+                t_mem,
+                ISBI_THRESHOLDS,
+                regions_at=o.threshold if shared_th else None,
+            )
+            s = best_scores(tables, ISBI_THRESHOLDS)
+            slice_tables.append(tables)
+            planes.add(t_mem.shape[-2:])
             p_mem = prob > o.threshold
             topo = topology_errors(t_mem, p_mem)
             warp_pixels += int(topo["error_pixels"])
             n_pixels += t_mem.size
-            regions_t = _regions(~t_mem)
-            regions_p = _thin(_regions(~p_mem))
+            if regions_p is None:
+                regions_p = _thin(_regions(~p_mem))
             cm = ConfusionMatrix(2)
             cm.update(t_mem, p_mem)
             total_cm.update(t_mem, p_mem)
@@ -546,13 +563,9 @@ def evaluate(
             )
         rows.append(row)
     summary: dict[str, Any] = {"images": len(rows)}
-    if o.task == "membranes" and stack:
-        planes = {p.shape[-2:] for p, _ in stack}
-        if len(planes) == 1:
-            whole = isbi_scores(
-                np.concatenate([p.reshape(-1, *p.shape[-2:]) for p, _ in stack]),
-                np.concatenate([t.reshape(-1, *t.shape[-2:]) for _, t in stack]),
-            )
+    if o.task == "membranes" and slice_tables:
+        if len(planes) == 1:  # the stack's counts: the slices' joined (regions never cross)
+            whole = best_scores([join_tables(ts) for ts in zip(*slice_tables)], ISBI_THRESHOLDS)
             summary.update({key: whole[key] for key in _ISBI_KEYS})
             summary["one_minus_v_rand"] = 1.0 - whole["v_rand"]
         else:

@@ -25,11 +25,15 @@ from biounet._checks import look_up
 
 __all__ = [
     "ISBI_THRESHOLDS",
+    "Table",
     "adapted_rand_error",
+    "best_scores",
     "info_scores",
     "isbi_scores",
+    "join_tables",
     "rand_scores",
     "simple_point_warp",
+    "threshold_tables",
     "topology_errors",
     "warping_error",
 ]
@@ -332,16 +336,55 @@ def isbi_scores(
         raise ValueError(f"thresholds must be a non-empty sequence in [0, 1], got {ths}")
     if not membrane_is_high:
         prob = 1.0 - prob
+    tables, _, _ = threshold_tables(prob, truth, ths, thin=thin)
+    return best_scores(tables, ths)
+
+
+#: the contingency counts of one threshold: joint ``n_ij``, truth sizes, proposal sizes, ``n``
+Table = tuple[np.ndarray, np.ndarray, np.ndarray, int]
+
+
+def threshold_tables(
+    prob: np.ndarray,
+    truth: np.ndarray,
+    thresholds: Sequence[float],
+    *,
+    thin: bool = True,
+    regions_at: float | None = None,
+) -> tuple[list[Table], np.ndarray, np.ndarray | None]:
+    """The counts behind :func:`isbi_scores`, one :data:`Table` per threshold.
+
+    ``prob``: membrane probability (float, checked by the caller), ``truth``: bool membrane
+    mask. Also returns the truth regions and, if ``regions_at`` is one of ``thresholds``, the
+    (thinned) proposal regions at that threshold (else None), for callers that score those
+    regions otherwise (the adapted Rand error). The tables of several slices can be joined
+    with :func:`join_tables` (regions never cross slices).
+    """
     truth_regions = _regions(~truth)
-    best: dict[str, float] = {"v_rand": -1.0, "v_info": -1.0}
-    for th in ths:
+    tables, kept = [], None
+    for th in thresholds:
         regions = _regions(prob <= th)
         if thin:
             regions = _thin(regions)
-        table = _table(truth_regions, regions, "singletons")
+        if regions_at is not None and th == regions_at:
+            kept = regions
+        tables.append(_table(truth_regions, regions, "singletons"))
+    return tables, truth_regions, kept
+
+
+def join_tables(tables: Sequence[Table]) -> Table:
+    """The table of slices scored as one stack, from theirs (their regions are disjoint)."""
+    joint, t, s, n = zip(*tables)
+    return np.concatenate(joint), np.concatenate(t), np.concatenate(s), int(sum(n))
+
+
+def best_scores(tables: Sequence[Table], thresholds: Sequence[float]) -> dict[str, float]:
+    """:func:`isbi_scores`'s result from the tables of its thresholds (lowest on ties)."""
+    best: dict[str, float] = {"v_rand": -1.0, "v_info": -1.0}
+    for th, table in zip(thresholds, tables):
         for key, scores in (("v_rand", _rand(*table)), ("v_info", _info(*table))):
             if scores[key] > best[key]:
-                best.update({key: scores[key], f"{key}_threshold": th})
+                best.update({key: scores[key], f"{key}_threshold": float(th)})
                 best.update({f"{key}_split": scores["split"], f"{key}_merge": scores["merge"]})
     order = ("v_rand", "v_rand_split", "v_rand_merge", "v_rand_threshold")
     return {k: best[k] for k in (*order, *(o.replace("rand", "info") for o in order))}
