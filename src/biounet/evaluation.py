@@ -505,7 +505,8 @@ def evaluate(
             cls = _class_map(pred, nd, o)
             cm.update(truth, cls)
             total_cm.update(truth, cls)
-            row.update({m: cm.scores()[m] for m in _ROW_KEYS["semantic"]})
+            scores = cm.scores()
+            row.update({m: scores[m] for m in _ROW_KEYS["semantic"]})
         elif o.task == "cells":
             t_inst = truth.astype(np.int64)
             if len(np.unique(t_inst)) <= 2 and t_inst.max() > 1:  # a binary truth mask
@@ -581,10 +582,17 @@ def evaluate(
         summary.update(
             {
                 k2: inst[k2]
-                for k2 in ("precision", "recall", "f1", "mean_ap", "ap_50", "panoptic_quality")
+                for k2 in (
+                    "precision",
+                    "recall",
+                    "f1",
+                    "mean_ap",
+                    "ap_50",
+                    "panoptic_quality",
+                    "seg",
+                )
             }
         )
-        summary["seg"] = inst["seg"]
     if o.task == "membranes":
         summary["pooled_warping_error"] = warp_pixels / n_pixels if n_pixels else 0.0
     pooled_keys = ["pixel_error", "iou", "dice"]
