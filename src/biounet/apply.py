@@ -306,9 +306,10 @@ def _predict_one(
     nd = model.ndim
     stack = nd == 2 and len(f.data.shape) == 3 and not (f.axes and ("C" in f.axes or "S" in f.axes))
     stack = stack and model.config.in_channels == 1 and f.data.shape[-1] > 4
-    kind = "a 3D volume" if nd == 3 else "a stack of pages" if stack else "a 2D image"
-    if "mask" in targets and kind != "a 2D image":
+    flat = nd == 2 and not stack  # one 2D image (PNG can hold its mask)
+    if "mask" in targets and not flat:
         if o.mask_format == "png":  # before predicting: PNG holds 2D images only
+            kind = "a 3D volume" if nd == 3 else "a stack of pages"
             raise ValueError(
                 f"{path} is {kind} of shape {tuple(f.data.shape)}, which a PNG mask cannot hold; "
                 "use mask_format 'tif' or 'auto' (predict --mask-format tif)"
@@ -354,7 +355,7 @@ def _predict_one(
         masks = masks * np.uint8(255)
     result = {}
     if "mask" in targets:
-        mask_axes = None if kind == "a 2D image" else "ZYX"
+        mask_axes = None if flat else "ZYX"
         write_image(targets["mask"], masks if stack else masks[0], axes=mask_axes)
         result["mask"] = targets["mask"]
     labels = None
