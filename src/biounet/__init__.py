@@ -14,18 +14,18 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
+from biounet._version import __version__
 
 if TYPE_CHECKING:
-    from .checkpoint import load
-    from .config import build_config, dump_config, resume_config
-    from .data.io import read_image
-    from .evaluation import EvalOptions, evaluate
-    from .inference import predict
-    from .model import PRESETS, Geometry, UNet, UNetConfig
-    from .tiling import tile_apply
-    from .train import fit
-    from .weightmap import weight_map
+    from biounet.checkpoint import load
+    from biounet.config import build_config, dump_config, resume_config
+    from biounet.data.io import read_image
+    from biounet.evaluation import EvalOptions, evaluate
+    from biounet.inference import predict
+    from biounet.model import PRESETS, Geometry, UNet, UNetConfig
+    from biounet.tiling import tile_apply
+    from biounet.train import fit
+    from biounet.weightmap import weight_map
 
 _LAZY = {
     "UNet": "biounet.model.unet",

@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import look_up, tqdm_disable
-from .data.io import (
+from biounet._checks import look_up, tqdm_disable
+from biounet.data.io import (
     READ_EXTENSIONS,
     atomic_path,
     file_stem,
@@ -47,8 +47,8 @@ from .data.io import (
     write_image,
     write_labels,
 )
-from .data.layouts import to_channels_first
-from .model.unet import UNet
+from biounet.data.layouts import to_channels_first
+from biounet.model.unet import UNet
 
 log = logging.getLogger(__name__)
 
@@ -193,9 +193,9 @@ def check_options(model: UNet, options: PredictOptions) -> PredictOptions:
     network's valid sizes), the batch size and the device (known, and present on this machine).
     Returns ``options``.
     """
-    from .inference import choose_tile, resolve_device
-    from .postprocess import INSTANCE_KINDS
-    from .tiling import check_batch_size
+    from biounet.inference import choose_tile, resolve_device
+    from biounet.postprocess import INSTANCE_KINDS
+    from biounet.tiling import check_batch_size
 
     o = options
     look_up(o.mask_format, MASK_FORMATS, "mask format")
@@ -300,7 +300,7 @@ def predict_files(
 def _predict_one(
     model: UNet, path: Path, targets: dict[str, Path], o: PredictOptions, progress: bool | None
 ) -> dict[str, Path]:
-    from .inference import predict
+    from biounet.inference import predict
 
     f = read_image_file(path)
     nd = model.ndim
@@ -383,7 +383,7 @@ def _predict_one(
 
 def _instances(probs: np.ndarray, o: PredictOptions) -> np.ndarray:
     """Instance labels of one ``(C, *S)`` probability map, as ``o.instance_kind`` says."""
-    from .postprocess import instances_from_probabilities
+    from biounet.postprocess import instances_from_probabilities
 
     if o.instance_kind == "membranes":  # regions thinned to 1-px lines, unless told otherwise
         options = {"thin": True, **o.postprocess}

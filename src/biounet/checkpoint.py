@@ -30,10 +30,10 @@ from typing import Any
 
 import torch
 
-from ._version import __version__
-from .data.io import atomic_path
-from .data.normalize import Normalizer
-from .model.unet import UNet
+from biounet._version import __version__
+from biounet.data.io import atomic_path
+from biounet.data.normalize import Normalizer
+from biounet.model.unet import UNet
 
 FORMAT = "biounet-checkpoint"
 FORMAT_VERSION = 1
@@ -152,7 +152,7 @@ def load_checkpoint(
             raise FileNotFoundError(f"{path}: a folder without best.pt or last.pt")
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such checkpoint")
-    from .inference import resolve_device
+    from biounet.inference import resolve_device
 
     device = resolve_device(map_location)  # a device this machine lacks is not a corrupt file
     _check_zip(p)
@@ -186,7 +186,7 @@ def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") ->
     ``best.pt`` (else ``last.pt``). The file is read and the network built on the CPU, then
     moved; a device this machine lacks is a ValueError saying so.
     """
-    from .inference import resolve_device
+    from biounet.inference import resolve_device
 
     dev = resolve_device(device)
     ck = load_checkpoint(path)

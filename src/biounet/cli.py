@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ._version import __version__
+from biounet._version import __version__
 
 log = logging.getLogger("biounet")
 
@@ -251,7 +251,7 @@ def _training_flags(p: argparse.ArgumentParser) -> None:
 
 def _overrides(args: argparse.Namespace) -> list[dict[str, Any]]:
     """``--set`` settings, then the named flags, as nested dicts over the configuration."""
-    from .config import parse_override
+    from biounet.config import parse_override
 
     overrides = [parse_override(o) for o in args.overrides]
     for flag, keys in _FLAGS.items():
@@ -307,7 +307,7 @@ def _evaluation_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _eval_options(args: argparse.Namespace, task: str) -> Any:
-    from .evaluation import EvalOptions
+    from biounet.evaluation import EvalOptions
 
     return EvalOptions(
         task=task,
@@ -320,7 +320,7 @@ def _eval_options(args: argparse.Namespace, task: str) -> Any:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate_files, format_table, write_reports
+    from biounet.evaluation import evaluate_files, format_table, write_reports
 
     rows, summary = evaluate_files(
         args.pred, args.truth, _eval_options(args, args.task or "semantic")
@@ -331,7 +331,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from biounet.demo import run_demo
 
     result = run_demo(
         args.out,
@@ -356,7 +356,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .config import RESUMABLE, build_config, dump_config, resume_config
+    from biounet.config import RESUMABLE, build_config, dump_config, resume_config
 
     overrides = _overrides(args)
     if args.data:
@@ -379,7 +379,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise ValueError("give --out RUN, the run folder to create")
     if not args.resume and not args.data:
         raise ValueError("give the DATA folder to train on (or --resume an existing run)")
-    from .train import fit
+    from biounet.train import fit
 
     result = fit(cfg, args.out, resume=args.resume, progress=False if args.no_progress else None)
     print(f"run folder: {result.run} (best model: {result.run / 'best.pt'})")
@@ -387,8 +387,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .apply import PredictOptions, predict_files
-    from .checkpoint import load
+    from biounet.apply import PredictOptions, predict_files
+    from biounet.checkpoint import load
 
     shard = None
     if args.shard:
@@ -435,7 +435,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.truth:
         from pathlib import Path
 
-        from .evaluation import evaluate_files, format_table, write_reports
+        from biounet.evaluation import evaluate_files, format_table, write_reports
 
         suffix = {
             "cells": "_labels" if args.instances else "_mask",
@@ -455,7 +455,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from biounet.report import write_report
 
     page = write_report(args.run, args.out, n_gallery=args.images, device=args.device)
     print(f"report: {page}")
@@ -463,8 +463,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .checkpoint import load
-    from .export import ExportCheckError, export_model
+    from biounet.checkpoint import load
+    from biounet.export import ExportCheckError, export_model
 
     try:
         report = export_model(
@@ -483,7 +483,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from .plots import plot_run
+    from biounet.plots import plot_run
 
     print(plot_run(args.run, args.out))
     return 0
@@ -492,9 +492,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ._checks import look_up
-    from .model.presets import PRESETS
-    from .model.summary import describe, describe_checkpoint
+    from biounet._checks import look_up
+    from biounet.model.presets import PRESETS
+    from biounet.model.summary import describe, describe_checkpoint
 
     kw = {"near": args.near, "count": args.count, "flops": not args.no_flops}
     if args.preset not in PRESETS and (
@@ -502,13 +502,13 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     ):
         print(describe_checkpoint(args.preset, **kw))
         return 0
-    from .config import TRAIN_PRESETS
+    from biounet.config import TRAIN_PRESETS
 
     if args.preset in TRAIN_PRESETS and args.preset not in PRESETS:
         # a training preset (cpu, gpu): the network it trains, with its training tile
-        from .config import build_config
-        from .model.summary import describe_model
-        from .train import build_model
+        from biounet.config import build_config
+        from biounet.model.summary import describe_model
+        from biounet.train import build_model
 
         cfg = build_config(args.preset)
         model = build_model(cfg, 1)

@@ -31,12 +31,12 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from ._checks import look_up
-from .augment import AugmentConfig
-from .data.dataset import WeightConfig
-from .data.normalize import Normalizer
-from .model.presets import PRESETS
-from .model.unet import UNetConfig
+from biounet._checks import look_up
+from biounet.augment import AugmentConfig
+from biounet.data.dataset import WeightConfig
+from biounet.data.normalize import Normalizer
+from biounet.model.presets import PRESETS
+from biounet.model.unet import UNetConfig
 
 __all__ = [
     "RESUMABLE",
@@ -653,7 +653,7 @@ def dump_config(cfg: TrainConfig) -> str:
 
 def save_config(cfg: TrainConfig, path: str | Path) -> Path:
     """Write the resolved configuration as YAML (atomically)."""
-    from .data.io import atomic_path
+    from biounet.data.io import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_text(dump_config(cfg))

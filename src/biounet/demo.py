@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import look_up, tqdm_disable
-from .config import TrainConfig, build_config
-from .data.io import ensure_folder
-from .data.layouts import Sample, find_dataset
-from .data.synthetic import make_dataset
+from biounet._checks import look_up, tqdm_disable
+from biounet.config import TrainConfig, build_config
+from biounet.data.io import ensure_folder
+from biounet.data.layouts import Sample, find_dataset
+from biounet.data.synthetic import make_dataset
 
 log = logging.getLogger("biounet")
 
@@ -113,7 +113,7 @@ def write_synthetic(
     Images are 8-bit PNG (the generator's [0, 1] intensities scaled to 0..255), labels 16-bit
     PNG (0 background, 1..k cells). Returns ``folder``.
     """
-    from .data.io import write_image, write_labels
+    from biounet.data.io import write_image, write_labels
 
     root = Path(folder)
     (root / "images").mkdir(parents=True, exist_ok=True)
@@ -159,10 +159,10 @@ def _segment(
     """
     from tqdm.auto import tqdm
 
-    from .apply import overlay
-    from .data.io import write_image, write_labels
-    from .inference import predict
-    from .postprocess import instances_from_probabilities
+    from biounet.apply import overlay
+    from biounet.data.io import write_image, write_labels
+    from biounet.inference import predict
+    from biounet.postprocess import instances_from_probabilities
 
     out.mkdir(parents=True, exist_ok=True)
     axes = "CYX" if model.ndim == 2 else "CZYX"
@@ -270,9 +270,9 @@ def run_demo(
     FileExistsError
         ``out`` is not empty.
     """
-    from .checkpoint import load
-    from .evaluation import EvalOptions, evaluate, write_reports
-    from .train import fit, split
+    from biounet.checkpoint import load
+    from biounet.evaluation import EvalOptions, evaluate, write_reports
+    from biounet.train import fit, split
 
     if minutes <= 0:
         raise ValueError(f"minutes must be positive, got {minutes}")
@@ -313,7 +313,7 @@ def run_demo(
     pairs = _segment(model, held_out, run / "predictions", task=task, progress=progress)
     opts = EvalOptions(task=task)
     if task in ("semantic", "membranes"):  # truth as the training saw it: class maps
-        from .data.annotations import AnnotationSpec, to_target
+        from biounet.data.annotations import AnnotationSpec, to_target
 
         spec = AnnotationSpec(
             cfg.data.annotation, cfg.data.foreground, cfg.data.num_classes, cfg.data.ignore
@@ -340,7 +340,7 @@ def run_demo(
     write_reports(rows, summary, json_path=run / "evaluation.json", csv_path=run / "evaluation.csv")
     page = None
     if report:
-        from .report import write_report
+        from biounet.report import write_report
 
         page = write_report(run, progress=progress)
     minutes_taken = (time.monotonic() - t0) / 60

@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import look_up
-from .data.io import file_stem, is_image_file, read_image
+from biounet._checks import look_up
+from biounet.data.io import file_stem, is_image_file, read_image
 
 log = logging.getLogger(__name__)
 
@@ -446,8 +446,8 @@ def evaluate(
     over all their pixels. ``rand_error`` is the adapted Rand error (SNEMI3D, scikit-image) of
     the thinned regions at ``threshold`` against the truth regions, truth membrane left out.
     """
-    from . import postprocess
-    from .metrics import (
+    from biounet import postprocess
+    from biounet.metrics import (
         ConfusionMatrix,
         InstanceAccumulator,
         adapted_rand_error,
@@ -455,7 +455,7 @@ def evaluate(
         seg_score,
         topology_errors,
     )
-    from .metrics.isbi import (
+    from biounet.metrics.isbi import (
         ISBI_THRESHOLDS,
         _regions,
         _thin,
@@ -684,7 +684,7 @@ def write_reports(
     import io
     import json
 
-    from .data.io import atomic_path
+    from biounet.data.io import atomic_path
 
     if json_path:
         text = json.dumps(_plain({"images": rows, "summary": summary}), indent=2, allow_nan=False)

@@ -54,11 +54,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._checks import look_up
-from ._version import __version__
-from .checkpoint import unwrap
-from .data.io import atomic_path, output_folder
-from .model.unet import UNet
+from biounet._checks import look_up
+from biounet._version import __version__
+from biounet.checkpoint import unwrap
+from biounet.data.io import atomic_path, output_folder
+from biounet.model.unet import UNet
 
 __all__ = ["FORMATS", "ExportCheckError", "ExportReport", "default_tile", "export_model"]
 

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data.layouts import _ChannelsFirst
-from .model.unet import UNet
-from .runtime import auto_tune_allocator
-from .tiling import (
+from biounet.data.layouts import _ChannelsFirst
+from biounet.model.unet import UNet
+from biounet.runtime import auto_tune_allocator
+from biounet.tiling import (
     as_image_array,
     check_batch_size,
     check_out,

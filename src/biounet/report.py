@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import tqdm_disable
-from ._version import __version__
-from .config import TrainConfig, load_config, to_dict
-from .data.layouts import Sample
+from biounet._checks import tqdm_disable
+from biounet._version import __version__
+from biounet.config import TrainConfig, load_config, to_dict
+from biounet.data.layouts import Sample
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def _resolve(path: str, run: Path) -> str:
 
 def _curves(run: Path) -> tuple[str | None, str]:
     """The learning curves as a PNG data URI (plotted afresh, else the run's), or None and why."""
-    from .plots import plot_run
+    from biounet.plots import plot_run
 
     path = run / "learning_curves.png"
     with tempfile.TemporaryDirectory() as tmp:
@@ -204,15 +204,15 @@ def _gallery(
     """The gallery section's HTML: a few images with four panels each, or a note why not."""
     from tqdm.auto import tqdm
 
-    from .apply import overlay
-    from .data.annotations import AnnotationSpec
-    from .data.dataset import prepare
-    from .data.layouts import find_dataset
-    from .data.normalize import Normalizer
-    from .inference import predict
-    from .metrics import ConfusionMatrix
-    from .postprocess import instances
-    from .train import split
+    from biounet.apply import overlay
+    from biounet.data.annotations import AnnotationSpec
+    from biounet.data.dataset import prepare
+    from biounet.data.layouts import find_dataset
+    from biounet.data.normalize import Normalizer
+    from biounet.inference import predict
+    from biounet.metrics import ConfusionMatrix
+    from biounet.postprocess import instances
+    from biounet.train import split
 
     d = cfg.data
     if n < 1:
@@ -292,7 +292,7 @@ def _gallery(
 # ------------------------------------------------------------------------------------ the page
 def _metric_sections(run: Path, cfg: TrainConfig) -> tuple[str, list[dict[str, Any]]]:
     """Evaluation and validation tables; and all records of ``metrics.jsonl``."""
-    from .runlog import read_metrics
+    from biounet.runlog import read_metrics
 
     parts = []
     ev = run / "evaluation.json"
@@ -333,7 +333,7 @@ def _metric_sections(run: Path, cfg: TrainConfig) -> tuple[str, list[dict[str, A
 
 def _summary(run: Path, cfg: TrainConfig, model: Any, records: list[dict[str, Any]]) -> str:
     """The header's subtitle and the headline cards (training progress, scores)."""
-    from .checkpoint import load_checkpoint
+    from biounet.checkpoint import load_checkpoint
 
     ckpt = run / ("last.pt" if (run / "last.pt").exists() else "best.pt")
     meta = load_checkpoint(ckpt)
@@ -415,9 +415,9 @@ def write_report(
         ``.htm``, or ``device`` is unknown or not on this machine (e.g. ``"cuda"`` without
         CUDA).
     """
-    from .checkpoint import load
-    from .data.io import atomic_path
-    from .inference import resolve_device
+    from biounet.checkpoint import load
+    from biounet.data.io import atomic_path
+    from biounet.inference import resolve_device
 
     run = Path(run)
     _check_run(run)

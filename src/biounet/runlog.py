@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .data.io import atomic_path
+from biounet.data.io import atomic_path
 
 __all__ = ["MetricsLog", "read_metrics"]
 

@@ -29,19 +29,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._checks import tqdm_disable
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .config import TrainConfig, check_resume, config_from_dict, save_config, to_dict
-from .data.annotations import AnnotationSpec
-from .data.dataset import TileDataset, TrainImage, prepare
-from .data.io import clean_stale_parts, ensure_folder
-from .data.layouts import Sample, find_dataset
-from .data.normalize import Normalizer
-from .losses import dice_ce_loss, probability_cross_entropy
-from .metrics import ConfusionMatrix
-from .model.unet import UNet
-from .runlog import MetricsLog
-from .runtime import auto_tune_allocator
+from biounet._checks import tqdm_disable
+from biounet.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from biounet.config import TrainConfig, check_resume, config_from_dict, save_config, to_dict
+from biounet.data.annotations import AnnotationSpec
+from biounet.data.dataset import TileDataset, TrainImage, prepare
+from biounet.data.io import clean_stale_parts, ensure_folder
+from biounet.data.layouts import Sample, find_dataset
+from biounet.data.normalize import Normalizer
+from biounet.losses import dice_ce_loss, probability_cross_entropy
+from biounet.metrics import ConfusionMatrix
+from biounet.model.unet import UNet
+from biounet.runlog import MetricsLog
+from biounet.runtime import auto_tune_allocator
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def validate(
     predicted probabilities over all annotated pixels (see
     :func:`biounet.losses.probability_cross_entropy`; no weight map, no Dice term).
     """
-    from .inference import predict
+    from biounet.inference import predict
 
     cm = ConfusionMatrix(num_classes)
     nll = 0.0
@@ -563,7 +563,7 @@ def _fit(
         if not (run / "best.pt").exists():  # no validation set: the last model is the best
             save_checkpoint(run / "best.pt", model, iteration=it, **extras)
         try:
-            from .plots import plot_run
+            from biounet.plots import plot_run
 
             plot_run(run)
         except ImportError as e:  # matplotlib missing: the run is complete without plots

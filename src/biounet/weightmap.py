@@ -42,7 +42,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from ._checks import look_up
+from biounet._checks import look_up
 
 __all__ = [
     "balanced_class_weights",

@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .annotations import IGNORE_INDEX, AnnotationSpec, Target, to_target
-from .io import (
+from biounet.data.annotations import IGNORE_INDEX, AnnotationSpec, Target, to_target
+from biounet.data.io import (
     ImageFile,
     clean_stale_parts,
     read_image,
@@ -20,8 +20,15 @@ from .io import (
     write_mask,
     write_probabilities,
 )
-from .layouts import Sample, find_dataset, load_ctc, load_pairs, load_stacks, to_channels_first
-from .normalize import Normalizer
+from biounet.data.layouts import (
+    Sample,
+    find_dataset,
+    load_ctc,
+    load_pairs,
+    load_stacks,
+    to_channels_first,
+)
+from biounet.data.normalize import Normalizer
 
 __all__ = [
     "IGNORE_INDEX",

@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._checks import look_up
-from ..augment import AugmentConfig, Params, draw, intensity, resample, sampling_grid, to_grid
-from .annotations import IGNORE_INDEX, AnnotationSpec, to_target
-from .layouts import Sample
-from .normalize import Normalizer
+from biounet._checks import look_up
+from biounet.augment import AugmentConfig, Params, draw, intensity, resample, sampling_grid, to_grid
+from biounet.data.annotations import IGNORE_INDEX, AnnotationSpec, to_target
+from biounet.data.layouts import Sample
+from biounet.data.normalize import Normalizer
 
 __all__ = ["TileDataset", "TrainImage", "WeightConfig", "class_weights_of", "prepare"]
 
@@ -161,7 +161,7 @@ def prepare(
     -------
     list of TrainImage
     """
-    from ..weightmap import weight_map, with_separation
+    from biounet.weightmap import weight_map, with_separation
 
     weights = weights or WeightConfig()
     if weights.separation > 0 and spec.kind != "instances":
@@ -245,7 +245,7 @@ def _cached(
         return cached
     border: np.ndarray = compute(instances)
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    from .io import write_image
+    from biounet.data.io import write_image
 
     write_image(path, border.astype(np.float32))
     return border

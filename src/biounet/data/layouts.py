@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .io import READ_EXTENSIONS, ImageFile, file_stem, is_image_file, read_image_file
+from biounet.data.io import READ_EXTENSIONS, ImageFile, file_stem, is_image_file, read_image_file
 
 __all__ = ["Sample", "find_dataset", "load_ctc", "load_pairs", "load_stacks", "to_channels_first"]
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import look_up
+from biounet._checks import look_up
 
 MODES = ("percentile", "range", "meanstd", "none")
 

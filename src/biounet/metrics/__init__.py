@@ -5,14 +5,14 @@ Pixel-level scores come from a confusion matrix summed over a dataset
 (:class:`InstanceAccumulator`), not means of per-image means.
 """
 
-from .instances import (
+from biounet.metrics.instances import (
     AP_THRESHOLDS,
     InstanceAccumulator,
     average_precision,
     match_instances,
     seg_score,
 )
-from .isbi import (
+from biounet.metrics.isbi import (
     ISBI_THRESHOLDS,
     adapted_rand_error,
     info_scores,
@@ -21,7 +21,7 @@ from .isbi import (
     topology_errors,
     warping_error,
 )
-from .pixel import ConfusionMatrix, pixel_scores
+from biounet.metrics.pixel import ConfusionMatrix, pixel_scores
 
 __all__ = [
     "AP_THRESHOLDS",

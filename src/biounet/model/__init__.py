@@ -1,8 +1,14 @@
 """The U-Net, its building blocks, presets and size arithmetic."""
 
-from .geometry import Geometry, is_valid_size, margin, nearest_valid_sizes, output_shape
-from .presets import PRESETS, Preset
-from .unet import UNet, UNetConfig
+from biounet.model.geometry import (
+    Geometry,
+    is_valid_size,
+    margin,
+    nearest_valid_sizes,
+    output_shape,
+)
+from biounet.model.presets import PRESETS, Preset
+from biounet.model.unet import UNet, UNetConfig
 
 __all__ = [
     "PRESETS",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from .geometry import Geometry
-from .presets import PRESETS
-from .unet import UNet
+from biounet.model.geometry import Geometry
+from biounet.model.presets import PRESETS
+from biounet.model.unet import UNet
 
 
 def flops_per_output_pixel(model: UNet, tile: int) -> float:
@@ -62,7 +62,7 @@ def describe_checkpoint(
     Adds what was stored beside its weights: classes, training tile and iteration, and the
     intensity normalisation that :func:`biounet.predict` applies.
     """
-    from ..checkpoint import load, load_checkpoint
+    from biounet.checkpoint import load, load_checkpoint
 
     ck = load_checkpoint(path)
     model = load(path)

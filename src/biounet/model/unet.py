@@ -10,10 +10,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._checks import look_up
-from .blocks import NORMS, ConvBlock, Down, Up
-from .geometry import PADDINGS, UPSAMPLINGS, Geometry
-from .presets import PRESETS
+from biounet._checks import look_up
+from biounet.model.blocks import NORMS, ConvBlock, Down, Up
+from biounet.model.geometry import PADDINGS, UPSAMPLINGS, Geometry
+from biounet.model.presets import PRESETS
 
 
 @dataclass(frozen=True)
