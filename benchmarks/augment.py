@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from biounet import UNet
-from biounet.augment import AugmentConfig
 from biounet.data import AnnotationSpec, Normalizer, Sample, TileDataset, prepare
+from biounet.data.augment import AugmentConfig
 
 
 def synthetic_samples(n: int, size: int) -> list[Sample]:

@@ -14,7 +14,7 @@ For the paper's network (``ronneberger2015``) and the ``narrow`` preset, in one 
   ``sliding_window_inference`` at the same tile;
 * glibc's allocator: every measurement runs in a fresh subprocess, once with the defaults and
   once per allocator setting (environment variables, ``GLIBC_TUNABLES``, and
-  ``biounet.runtime.tune_allocator()`` called at start-up), interleaved in cycles.
+  ``biounet.core.runtime.tune_allocator()`` called at start-up), interleaved in cycles.
 
 Run ``python benchmarks/inference.py`` (about 15 minutes on 2 cores) or ``--quick`` (about a
 minute, a smoke test); ``--json results.json`` writes everything measured.
@@ -62,7 +62,7 @@ VARIANT_NOTES = {
     "env-threshold": "MALLOC_MMAP_THRESHOLD_=32MiB (glibc's cap) MALLOC_TRIM_THRESHOLD_=2GiB",
     "env-mmap_max": "MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2GiB",
     "tunables": "GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2GiB",
-    "mallopt": "biounet.runtime.tune_allocator() at start-up (mallopt via ctypes)",
+    "mallopt": "biounet.core.runtime.tune_allocator() at start-up (mallopt via ctypes)",
     "mallopt+passive": "tune_allocator(), and OMP_WAIT_POLICY=PASSIVE (OpenMP threads sleep "
     "at barriers instead of spinning)",
 }
@@ -201,7 +201,7 @@ def _setup_worker(variant: str) -> dict[str, Any]:
 
     info: dict[str, Any] = {"variant": variant, "threads": torch.get_num_threads()}
     if VARIANTS[variant][1]:
-        from biounet.runtime import tune_allocator
+        from biounet.core.runtime import tune_allocator
 
         info["tune_allocator"] = tune_allocator()
     return info
@@ -339,8 +339,8 @@ def worker_predict(p: dict[str, Any]) -> dict[str, Any]:
     from torch.nn import functional as F
 
     import biounet
-    from biounet.inference import choose_tile
-    from biounet.tiling import plan_crop
+    from biounet.inference.predictor import choose_tile
+    from biounet.inference.tiling import plan_crop
 
     info = _setup_worker(p["variant"])
     load = Load()

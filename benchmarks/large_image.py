@@ -123,12 +123,12 @@ def run_one(size: int, *, tune: bool, channels_last: bool, workdir: Path | None)
     import zarr
 
     import biounet
-    from biounet.inference import choose_tile
-    from biounet.tiling import plan_crop
+    from biounet.inference.predictor import choose_tile
+    from biounet.inference.tiling import plan_crop
 
     tuned = False
     if tune:
-        from biounet.runtime import tune_allocator
+        from biounet.core.runtime import tune_allocator
 
         tuned = tune_allocator()
     result: dict[str, Any] = {
@@ -208,8 +208,8 @@ def run_one(size: int, *, tune: bool, channels_last: bool, workdir: Path | None)
 
 
 def _tiles(model: Any, size: int) -> int:
-    from biounet.inference import choose_tile
-    from biounet.tiling import plan_crop
+    from biounet.inference.predictor import choose_tile
+    from biounet.inference.tiling import plan_crop
 
     g = model.geometry
     tile, stride = choose_tile(model, (size, size), None)
@@ -277,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         choices=["tuned", "default"],
         default=["tuned"],
-        help="with --sizes: run each size with biounet.runtime.tune_allocator(), without, or both",
+        help="with --sizes: run each size with biounet.core.runtime.tune_allocator(), without, "
+        "or both",
     )
     parser.add_argument(
         "--no-tune-allocator", action="store_true", help="with --size: keep glibc's defaults"

@@ -9,7 +9,7 @@ instances are its 4-connected non-membrane regions. Each metric runs once to war
 ``--repeats`` times; the table gives the median and best wall time. Goal: warping error under
 5 s per slice. The adapted Rand error takes the thresholded regions with the predicted membrane
 as label 0, which scikit-image's definition counts as one region: it is high for that reason.
-The last row times one slice through ``biounet.evaluation.evaluate`` with the default membranes
+The last row times one slice through ``biounet.evaluate`` with the default membranes
 options, as ``biounet evaluate --task membranes`` scores it: truth as an ISBI label PNG (membrane
 0, cells 255), prediction as ``predict``'s ``(2, Y, X)`` probabilities with class 0 = membrane.
 
@@ -28,7 +28,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from biounet.data.synthetic import make_membranes
-from biounet.evaluation import EvalOptions, evaluate
+from biounet.evaluation.scoring import EvalOptions, evaluate
 from biounet.metrics.instances import (
     InstanceAccumulator,
     average_precision,

@@ -10,7 +10,7 @@ For each preset (``cpu`` and ``ronneberger2015``), in one run:
 
 It reports output pixels per second of both and the ratio (goal: biounet's full step within
 15% of the bare step). Warm-up iterations are excluded from both. Both run with glibc's
-allocator tuned (:func:`biounet.runtime.tune_allocator`, which ``fit`` calls on a CPU).
+allocator tuned (:func:`biounet.core.runtime.tune_allocator`, which ``fit`` calls on a CPU).
 
 Run: ``python benchmarks/training.py [--iterations 30] [--paper-iterations 4] [--json FILE]``
 """
@@ -26,13 +26,13 @@ from pathlib import Path
 
 import torch
 
-from biounet.config import build_config
+from biounet.config.schema import build_config
+from biounet.core.runtime import tune_allocator
 from biounet.data import Sample
 from biounet.data.synthetic import make_cells
-from biounet.losses import dice_ce_loss
-from biounet.runlog import read_metrics
-from biounet.runtime import tune_allocator
-from biounet.train import _optimizer, build_model, fit
+from biounet.reporting.runlog import read_metrics
+from biounet.train.loop import _optimizer, build_model, fit
+from biounet.train.losses import dice_ce_loss
 
 
 def samples(n: int = 6, size: int = 512) -> list[Sample]:
@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--paper-iterations", type=int, default=4)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    # fit() tunes glibc's allocator on the CPU (biounet.runtime); do it first so that the bare
+    # fit() tunes glibc's allocator on the CPU (biounet.core.runtime); do it first so that the bare
     # loop runs under the same allocator and the ratio compares the loops alone
     tune_allocator()
     data = samples()

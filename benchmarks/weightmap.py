@@ -1,4 +1,4 @@
-"""Time ``biounet.weightmap.weight_map`` on a 512 x 512 image of 200 cells against brute force.
+"""Time ``biounet.data.weightmap.weight_map`` on a 512 x 512 image of 200 cells against brute force.
 
 The cells are the Voronoi cells of 200 random points (seeded), each shrunk so that neighbours are
 separated by a 1-2 px gap, like the paper's touching cells. Brute force computes one distance
@@ -17,7 +17,7 @@ import time
 import numpy as np
 from scipy import ndimage as ndi
 
-from biounet.weightmap import separation_borders, weight_map
+from biounet.data.weightmap import separation_borders, weight_map
 
 GOAL_MS = 100.0
 

@@ -7,10 +7,10 @@ import torch
 import zarr
 
 import biounet
-from biounet.apply import PredictOptions, expand_inputs, overlay, predict_files, shard_of
 from biounet.checkpoint import save_checkpoint
 from biounet.cli import main
 from biounet.data import Normalizer, read_image, write_image
+from biounet.segment.files import PredictOptions, expand_inputs, overlay, predict_files, shard_of
 
 
 @pytest.fixture
@@ -191,7 +191,7 @@ def test_unsupported_and_corrupt_inputs_are_one_line(model_path, tmp_path, capsy
 
 
 def test_instance_labels_are_written(model_path, images, tmp_path) -> None:
-    from biounet.postprocess import instances
+    from biounet.inference.postprocess import instances
 
     model = biounet.load(model_path)
     out = tmp_path / "inst"
@@ -288,12 +288,12 @@ def test_volume_with_default_options_keeps_its_geometry(tmp_path) -> None:
 def test_png_mask_for_a_stack_is_refused_before_predicting(
     model_path, stack_file, tmp_path, monkeypatch
 ) -> None:
-    import biounet.inference
+    import biounet.inference.predictor
 
     def never(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise AssertionError("predicted before the mask format was checked")
 
-    monkeypatch.setattr(biounet.inference, "predict", never)
+    monkeypatch.setattr(biounet.inference.predictor, "predict", never)
     with pytest.raises(
         ValueError,
         match=r"stack.tif is a stack of pages of shape \(3, 25, 30\), which a PNG mask cannot "
@@ -341,16 +341,16 @@ def test_cuda_without_cuda_is_one_clear_line(model_path, images, tmp_path, capsy
 
 
 def test_progress_passes_unchanged_to_predict(model_path, images, tmp_path, monkeypatch) -> None:
-    import biounet.inference
+    import biounet.inference.predictor
 
     seen = []
-    real = biounet.inference.predict
+    real = biounet.inference.predictor.predict
 
     def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
         seen.append(kwargs["progress"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(biounet.inference, "predict", spy)
+    monkeypatch.setattr(biounet.inference.predictor, "predict", spy)
     model = biounet.load(model_path)
     predict_files(model, [images / "im0.png"], tmp_path / "a", progress=None)
     predict_files(model, [images / "im0.png"], tmp_path / "b", progress=False)
@@ -359,7 +359,7 @@ def test_progress_passes_unchanged_to_predict(model_path, images, tmp_path, monk
 
 
 def test_interrupted_zarr_output_leaves_no_part_folder(model_path, tmp_path, monkeypatch) -> None:
-    import biounet.inference
+    import biounet.inference.predictor
 
     z = zarr.open_array(str(tmp_path / "big.zarr"), mode="w", shape=(40, 50), dtype="u2")
     z[...] = 7
@@ -368,7 +368,7 @@ def test_interrupted_zarr_output_leaves_no_part_folder(model_path, tmp_path, mon
         out[:, :8] = 0.5  # a part is written, then Ctrl-C
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(biounet.inference, "predict", interrupted)
+    monkeypatch.setattr(biounet.inference.predictor, "predict", interrupted)
     out = tmp_path / "out"
     opts = PredictOptions(masks=False, probabilities=True)
     with pytest.raises(KeyboardInterrupt):
@@ -377,7 +377,7 @@ def test_interrupted_zarr_output_leaves_no_part_folder(model_path, tmp_path, mon
 
 
 def test_membrane_instances_are_the_regions_between_membranes(model_path, images, tmp_path):
-    from biounet.postprocess import membrane_regions
+    from biounet.inference.postprocess import membrane_regions
 
     model = biounet.load(model_path)
     out = tmp_path / "em"

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from biounet.augment import (
+from biounet.data.augment import (
     AugmentConfig,
     Params,
     _cubic_matrix,

@@ -90,7 +90,7 @@ def test_train_needs_out_and_data(capsys) -> None:
 
 
 def test_resume_refuses_changed_settings(tmp_path, capsys) -> None:
-    from biounet.config import build_config, save_config
+    from biounet.config.schema import build_config, save_config
 
     run = tmp_path / "run"
     run.mkdir()

@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 import torch
 
-from biounet.augment import AugmentConfig
 from biounet.data import (
     AnnotationSpec,
     Normalizer,
@@ -13,7 +12,8 @@ from biounet.data import (
     prepare,
 )
 from biounet.data.annotations import IGNORE_INDEX
-from biounet.tiling import read_mirrored
+from biounet.data.augment import AugmentConfig
+from biounet.inference.tiling import read_mirrored
 
 
 def two_cells(shape=(40, 50)) -> np.ndarray:
@@ -60,7 +60,7 @@ def test_prepare_targets_and_weights() -> None:
 
 
 def test_weight_config_spacing_reaches_the_weight_map() -> None:
-    from biounet.weightmap import weight_map
+    from biounet.data.weightmap import weight_map
 
     s = samples(1)[0]
     cfg = WeightConfig(balance="none", spacing=(1.0, 4.0))  # pixels 4x wider than tall

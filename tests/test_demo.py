@@ -148,16 +148,16 @@ def test_early_errors_leave_no_run_folder(tmp_path) -> None:
 
 
 def test_segmenting_passes_progress_unchanged(tmp_path, monkeypatch) -> None:
-    import biounet.inference
+    import biounet.inference.predictor
 
     seen = []
-    real = biounet.inference.predict
+    real = biounet.inference.predictor.predict
 
     def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
         seen.append(kwargs.get("progress", "not given"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(biounet.inference, "predict", spy)
+    monkeypatch.setattr(biounet.inference.predictor, "predict", spy)
     overrides = [{"val_every": 5}]
     run_demo(tmp_path / "r", minutes=0.05, n_train=2, n_test=2, size=64, overrides=overrides,
              report=False, progress=None)  # fmt: skip

@@ -11,6 +11,7 @@ import torch
 from biounet import UNet
 from biounet.data import Normalizer
 from biounet.export import ExportCheckError, default_tile, export_model
+from biounet.inference.trained import TrainedModel
 
 from .conftest import small_net
 
@@ -67,9 +68,12 @@ def test_export_leaves_the_model_as_it_was(tmp_path: Path) -> None:
 
 def test_sidecar_describes_the_network(tmp_path: Path) -> None:
     net = small_net(in_channels=2, norm="batch")
-    net.normalizer = Normalizer(mode="percentile", low=2.0, high=99.0)
-    net.class_names = ["background", "cell", "border"]
-    report = export_model(net, tmp_path / "net.pt", tile_shape=(48, 52))
+    model = TrainedModel(
+        net,
+        normalizer=Normalizer(mode="percentile", low=2.0, high=99.0),
+        class_names=["background", "cell", "border"],
+    )
+    report = export_model(model, tmp_path / "net.pt", tile_shape=(48, 52))
     assert report.sidecar == tmp_path / "net.pt.json"
     meta = json.loads(report.sidecar.read_text())
     assert meta["file"] == "net.pt" and meta["format"] == "torchscript"
@@ -78,7 +82,7 @@ def test_sidecar_describes_the_network(tmp_path: Path) -> None:
     assert meta["input"]["example_shape"] == [2, 2, 48, 52]
     assert meta["output"]["example_shape"] == [2, 3, 8, 12]
     assert meta["class_names"] == ["background", "cell", "border"]
-    assert meta["normalization"] == net.normalizer.to_dict()
+    assert meta["normalization"] == model.normalizer.to_dict()
     assert meta["margin"] == meta["output_offset"] == 20 and meta["padding"] == "valid"
     tiles = meta["valid_tile_sizes"]
     assert (tiles["min"], tiles["step"], tiles["dynamic"]) == (44, 4, True)
@@ -196,10 +200,8 @@ def test_default_tile() -> None:
     assert default_tile(UNet(depth=4, base_width=1, padding="same")) == (576, 576)
     assert default_tile(UNet.from_preset("narrow3d", base_width=1)) == (100, 100, 100)
     net = UNet(depth=2, base_width=1)
-    net.tile = 64  # as stored by biounet.load
-    assert default_tile(net) == (64, 64)
-    net.tile = 62  # not valid: ignored
-    assert default_tile(net) == (572, 572)
+    assert default_tile(TrainedModel(net, tile=64)) == (64, 64)  # as stored by biounet.load
+    assert default_tile(TrainedModel(net, tile=62)) == (572, 572)  # not valid: ignored
 
 
 # ------------------------------------------------------------------------------ ONNX

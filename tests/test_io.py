@@ -4,6 +4,7 @@ import tifffile
 import zarr
 from PIL import Image
 
+from biounet.core.files import atomic_path
 from biounet.data import (
     read_image,
     read_image_file,
@@ -12,7 +13,6 @@ from biounet.data import (
     write_mask,
     write_probabilities,
 )
-from biounet.data.io import atomic_path
 
 RNG = np.random.default_rng(0)
 
@@ -263,7 +263,7 @@ def test_clean_stale_parts(tmp_path) -> None:
     import os
     import time
 
-    from biounet.data.io import clean_stale_parts
+    from biounet.core.files import clean_stale_parts
 
     write_image(tmp_path / "keep.tif", np.ones((2, 2), np.uint8))
     (tmp_path / ".best.pt.abc123.part").write_bytes(b"half")  # a killed writer's file

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from biounet.losses import (
+from biounet.train.losses import (
     dice_ce_loss,
     probability_cross_entropy,
     soft_dice_loss,

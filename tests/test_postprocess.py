@@ -9,7 +9,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from biounet.data.synthetic import make_membranes
-from biounet.postprocess import (
+from biounet.inference.postprocess import (
     fill_holes,
     instances,
     instances_from_probabilities,

@@ -12,8 +12,10 @@ import torch
 import zarr
 
 import biounet
-from biounet import UNet, predict, tiling
-from biounet.inference import choose_tile, resolve_device
+from biounet import UNet, predict
+from biounet.core.device import resolve_device
+from biounet.inference import tiling
+from biounet.inference.predictor import choose_tile
 
 from .conftest import small_net
 

@@ -14,11 +14,11 @@ import yaml
 from PIL import Image
 
 import biounet
-from biounet.config import build_config
+from biounet.config.schema import build_config
 from biounet.data.io import write_image, write_labels
 from biounet.data.synthetic import make_dataset
-from biounet.evaluation import write_reports
-from biounet.report import write_report
+from biounet.reporting.page import write_report
+from biounet.reporting.tables import write_reports
 
 TINY = {
     "model": {"depth": 2, "base_width": 4},
@@ -199,16 +199,16 @@ def test_cuda_without_cuda_is_not_a_corrupt_checkpoint(run: Path, tmp_path: Path
 def test_gallery_predicts_on_the_device_with_progress_unchanged(
     run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import biounet.inference
+    import biounet.inference.predictor
 
     calls: list[tuple[object, object]] = []
-    real = biounet.inference.predict
+    real = biounet.inference.predictor.predict
 
     def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append((kwargs.get("device"), kwargs.get("progress")))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(biounet.inference, "predict", spy)
+    monkeypatch.setattr(biounet.inference.predictor, "predict", spy)
     write_report(run, tmp_path / "a.html", n_gallery=1, progress=None)
     write_report(run, tmp_path / "b.html", n_gallery=1, device="auto", progress=False)
     assert [p for _, p in calls] == [None, False]  # None: tqdm decides by the terminal
@@ -217,7 +217,7 @@ def test_gallery_predicts_on_the_device_with_progress_unchanged(
 
 @pytest.mark.parametrize("ext", ["png", "pdf", "svg"])
 def test_plot_writes_the_format_its_extension_names(run: Path, tmp_path: Path, ext: str) -> None:
-    from biounet.plots import plot_run
+    from biounet.reporting.plots import plot_run
 
     path = plot_run(run, tmp_path / f"curves.{ext}")
     head = path.read_bytes()[:200]
@@ -226,7 +226,7 @@ def test_plot_writes_the_format_its_extension_names(run: Path, tmp_path: Path, e
 
 
 def test_plot_refuses_an_extension_matplotlib_cannot_write(run: Path, tmp_path: Path) -> None:
-    from biounet.plots import plot_run
+    from biounet.reporting.plots import plot_run
 
     with pytest.raises(
         ValueError, match=r"c.xyz: cannot write a plot as '.xyz'; use one of .*\.png"

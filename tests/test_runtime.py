@@ -8,14 +8,14 @@ import sys
 
 import pytest
 
-from biounet.runtime import _glibc
+from biounet.core.runtime import _glibc
 
 pytestmark = pytest.mark.skipif(_glibc() is None, reason="needs Linux with glibc")
 
 SCRIPT = """
 import numpy as np
 import biounet
-from biounet.runtime import allocator_tuned
+from biounet.core.runtime import allocator_tuned
 model = biounet.UNet.from_preset("narrow", depth=2, base_width=4)
 assert not allocator_tuned()
 probs = biounet.predict(model, np.zeros((40, 40), np.float32), device="cpu")

@@ -9,7 +9,7 @@ import pytest
 import torch
 import zarr
 
-from biounet.tiling import (
+from biounet.inference.tiling import (
     _progress_bar,
     dihedral_transforms,
     mirror_indices,

@@ -18,7 +18,7 @@ import torch
 
 import biounet
 from biounet.checkpoint import load_checkpoint, save_checkpoint
-from biounet.config import (
+from biounet.config.schema import (
     TRAIN_PRESETS,
     build_config,
     config_from_dict,
@@ -30,8 +30,8 @@ from biounet.config import (
 )
 from biounet.data import Sample, write_image
 from biounet.data.synthetic import make_cells
-from biounet.runlog import read_metrics
-from biounet.train import split
+from biounet.reporting.runlog import read_metrics
+from biounet.train.loop import split
 
 TINY = {
     "model": {"depth": 2, "base_width": 4},
@@ -220,7 +220,7 @@ def test_fit_writes_a_complete_run(tmp_path) -> None:
     for key in ("optimizer", "scheduler", "scaler", "rng", "train_config"):
         assert key in ck
     model = biounet.load(run)
-    assert model.normalizer is not None and not model.training
+    assert model.normalizer is not None and not model.net.training
     img = (make_cells((40, 50), seed=9)[0] * 1000).astype(np.float32)  # another intensity scale
     probs = biounet.predict(model, img)
     assert probs.shape == (2, 40, 50)
@@ -289,8 +289,8 @@ def test_best_checkpoint_holds_the_best_validation(tmp_path, metric) -> None:
 
 
 def test_validation_loss_is_the_pooled_cross_entropy_of_annotated_pixels() -> None:
-    from biounet.data.dataset import TrainImage
-    from biounet.train import validate
+    from biounet.data.tiles import TrainImage
+    from biounet.train.loop import validate
 
     model = biounet.UNet(depth=1, base_width=2, padding="same").eval()
     rng = np.random.default_rng(0)
@@ -326,7 +326,7 @@ def test_resume_extends_the_run_to_new_iterations(tmp_path, caplog) -> None:
     _, run = _train(tmp_path, 4)
     longer = resume_config(run, [parse_override("iterations=8")])
     assert longer.iterations == 8
-    with caplog.at_level(logging.INFO, logger="biounet.train"):
+    with caplog.at_level(logging.INFO, logger="biounet.train.loop"):
         biounet.fit(longer, run, resume=True, samples=cells(3), progress=False)
     assert f"resuming {run} at iteration 4 (of 8)" in caplog.text
     ck = load_checkpoint(run / "last.pt")
@@ -435,7 +435,7 @@ def test_fit_restores_global_state_and_warns_about_amp_on_cpu(tmp_path, caplog) 
             {"channels_last": True},
         ],
     )
-    with caplog.at_level(logging.WARNING, logger="biounet.train"):
+    with caplog.at_level(logging.WARNING, logger="biounet.train.loop"):
         biounet.fit(cfg, tmp_path / "run", samples=cells(3), progress=False)
     assert not torch.are_deterministic_algorithms_enabled()
     if not torch.cuda.is_available():
@@ -445,16 +445,16 @@ def test_fit_restores_global_state_and_warns_about_amp_on_cpu(tmp_path, caplog) 
 
 @pytest.mark.parametrize(("minutes", "expected"), [(1e-9, [1, 2, 3, 4, 5, 6]), (5.0, [6])])
 def test_last_checkpoint_is_written_by_time(tmp_path, monkeypatch, minutes, expected) -> None:
-    import biounet.train
+    import biounet.train.loop
 
     saved = []
-    real = biounet.train.save_checkpoint
+    real = biounet.train.loop.save_checkpoint
 
     def spy(path, model, **extra):
         saved.append((Path(path).name, extra["iteration"]))
         return real(path, model, **extra)
 
-    monkeypatch.setattr(biounet.train, "save_checkpoint", spy)
+    monkeypatch.setattr(biounet.train.loop, "save_checkpoint", spy)
     cfg = build_config(
         "cpu",
         overrides=[
@@ -478,7 +478,7 @@ def test_compiled_training_writes_plain_checkpoints(tmp_path) -> None:
     result = biounet.fit(cfg, tmp_path / "run", samples=cells(3), progress=False)
     ck = load_checkpoint(result.run / "last.pt")
     assert ck["iteration"] == 2 and ck["train_config"]["compile_backend"] == "eager"
-    assert ck["state_dict"].keys() == result.model.state_dict().keys()
+    assert ck["state_dict"].keys() == result.model.net.state_dict().keys()
     biounet.load(result.run)
     net = biounet.UNet(depth=1, base_width=2)
     compiled = torch.compile(net, backend="eager")
@@ -549,7 +549,7 @@ def test_checkpoints_load_onto_cuda(tmp_path) -> None:
     ck = load_checkpoint(good, map_location="cuda")
     assert all(v.is_cuda for v in ck["state_dict"].values())
     assert ck["rng"]["torch"].device.type == "cpu"  # resume state stays on the CPU
-    assert next(biounet.load(good, device="cuda").parameters()).is_cuda
+    assert next(biounet.load(good, device="cuda").net.parameters()).is_cuda
 
 
 def _cli(*args: str) -> list[str]:

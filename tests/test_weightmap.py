@@ -1,4 +1,4 @@
-"""``biounet.weightmap``: the paper's weight map (eq. 2) against brute force and hand-worked values."""
+"""``biounet.data.weightmap``: the paper's weight map (eq. 2) against brute force and hand-worked values."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from biounet.weightmap import (
+from biounet.data.weightmap import (
     balanced_class_weights,
     class_frequencies,
     separation_borders,

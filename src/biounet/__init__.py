@@ -18,31 +18,31 @@ from biounet._version import __version__
 
 if TYPE_CHECKING:
     from biounet.checkpoint import load
-    from biounet.config import build_config, dump_config, resume_config
+    from biounet.config.schema import build_config, dump_config, resume_config
     from biounet.data.io import read_image
-    from biounet.evaluation import EvalOptions, evaluate
-    from biounet.inference import predict
+    from biounet.data.weightmap import weight_map
+    from biounet.evaluation.scoring import EvalOptions, evaluate
+    from biounet.inference.predictor import predict
+    from biounet.inference.tiling import tile_apply
     from biounet.model import PRESETS, Geometry, UNet, UNetConfig
-    from biounet.tiling import tile_apply
-    from biounet.train import fit
-    from biounet.weightmap import weight_map
+    from biounet.train.loop import fit
 
 _LAZY = {
     "UNet": "biounet.model.unet",
     "UNetConfig": "biounet.model.unet",
     "Geometry": "biounet.model.geometry",
     "PRESETS": "biounet.model.presets",
-    "predict": "biounet.inference",
-    "fit": "biounet.train",
+    "predict": "biounet.inference.predictor",
+    "fit": "biounet.train.loop",
     "load": "biounet.checkpoint",
-    "tile_apply": "biounet.tiling",
-    "weight_map": "biounet.weightmap",
-    "build_config": "biounet.config",
-    "dump_config": "biounet.config",
-    "resume_config": "biounet.config",
+    "tile_apply": "biounet.inference.tiling",
+    "weight_map": "biounet.data.weightmap",
+    "build_config": "biounet.config.schema",
+    "dump_config": "biounet.config.schema",
+    "resume_config": "biounet.config.schema",
     "read_image": "biounet.data.io",
-    "evaluate": "biounet.evaluation",
-    "EvalOptions": "biounet.evaluation",
+    "evaluate": "biounet.evaluation.scoring",
+    "EvalOptions": "biounet.evaluation.scoring",
 }
 
 __all__ = [

@@ -31,14 +31,25 @@ from typing import Any
 import torch
 
 from biounet._version import __version__
-from biounet.data.io import atomic_path
+from biounet.core.device import resolve_device
+from biounet.core.files import atomic_path
 from biounet.data.normalize import Normalizer
+from biounet.inference.trained import TrainedModel
+from biounet.model.summary import describe_model
 from biounet.model.unet import UNet
 
 FORMAT = "biounet-checkpoint"
 FORMAT_VERSION = 1
 
-__all__ = ["load", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state", "unwrap"]
+__all__ = [
+    "describe_checkpoint",
+    "load",
+    "load_checkpoint",
+    "rng_state",
+    "save_checkpoint",
+    "set_rng_state",
+    "unwrap",
+]
 
 
 def unwrap(model: torch.nn.Module) -> UNet:
@@ -152,8 +163,6 @@ def load_checkpoint(
             raise FileNotFoundError(f"{path}: a folder without best.pt or last.pt")
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such checkpoint")
-    from biounet.inference import resolve_device
-
     device = resolve_device(map_location)  # a device this machine lacks is not a corrupt file
     _check_zip(p)
     try:
@@ -177,25 +186,59 @@ def load_checkpoint(
     return payload
 
 
-def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> UNet:
-    """A model ready for :func:`biounet.predict`, from a checkpoint file or run folder.
+def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> TrainedModel:
+    """A trained model ready for :func:`biounet.predict`, from a checkpoint file or run folder.
 
-    The model is in eval mode on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"auto"``)
-    and carries ``normalizer`` (the training normalisation, which ``predict`` applies),
-    ``class_names`` and ``tile`` (the training tile, px) as attributes. A run folder gives its
-    ``best.pt`` (else ``last.pt``). The file is read and the network built on the CPU, then
-    moved; a device this machine lacks is a ValueError saying so.
+    Returns a :class:`~biounet.inference.trained.TrainedModel`: the network in eval mode on
+    ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"auto"``) with the training
+    normalisation (which ``predict`` applies), the class names and the training tile (px). A
+    run folder gives its ``best.pt`` (else ``last.pt``). The file is read and the network built
+    on the CPU, then moved; a device this machine lacks is a ValueError saying so.
     """
-    from biounet.inference import resolve_device
-
     dev = resolve_device(device)
     ck = load_checkpoint(path)
     try:
-        model = UNet.from_config(ck["model_config"])
-        model.load_state_dict(ck["state_dict"])
+        net = UNet.from_config(ck["model_config"])
+        net.load_state_dict(ck["state_dict"])
     except (KeyError, RuntimeError, ValueError, TypeError) as e:
         raise ValueError(f"{ck['path']}: the checkpoint's network does not load ({e})") from e
-    model.normalizer = Normalizer.from_dict(ck["normalize"]) if ck.get("normalize") else None
-    model.class_names = list(ck.get("class_names") or [])
-    model.tile = ck.get("tile")
+    tile = ck.get("tile")
+    model = TrainedModel(
+        net=net,
+        normalizer=Normalizer.from_dict(ck["normalize"]) if ck.get("normalize") else None,
+        class_names=list(ck.get("class_names") or []),
+        tile=int(tile[0] if isinstance(tile, list | tuple) else tile) if tile else None,
+        source=Path(ck["path"]),
+    )
     return model.to(dev).eval()
+
+
+def describe_checkpoint(
+    path: str | os.PathLike[str], *, near: int | None = None, count: int = 3, flops: bool = True
+) -> str:
+    """:func:`~biounet.model.summary.describe_model` for a checkpoint file or run folder.
+
+    Adds what was stored beside its weights: classes, training tile and iteration, and the
+    intensity normalisation that :func:`biounet.predict` applies.
+    """
+    ck = load_checkpoint(path)
+    model = load(path)
+    norm = model.normalizer.to_dict() if model.normalizer is not None else None
+    norm_text = (
+        "none stored (images go to the network unchanged)"
+        if norm is None
+        else ", ".join(f"{k}={v}" for k, v in norm.items() if v is not None)
+    )
+    extra = [
+        f"  checkpoint: {ck['path']} (iteration {ck.get('iteration', '?')}, "
+        f"biounet {ck.get('biounet_version', '?')})",
+        f"  classes: {', '.join(model.class_names) or model.num_classes}",
+        f"  training tile: {model.tile if model.tile is not None else 'not stored'}",
+        f"  normalisation applied by predict: {norm_text}",
+    ]
+    default = 572 if model.ndim == 2 else 132
+    near = near if near is not None else model.tile or default
+    body = describe_model(
+        model.net, f"{ck['path']}: a trained U-Net", near=near, count=count, flops=flops
+    )
+    return body + "\n" + "\n".join(extra)

@@ -251,7 +251,7 @@ def _training_flags(p: argparse.ArgumentParser) -> None:
 
 def _overrides(args: argparse.Namespace) -> list[dict[str, Any]]:
     """``--set`` settings, then the named flags, as nested dicts over the configuration."""
-    from biounet.config import parse_override
+    from biounet.config.schema import parse_override
 
     overrides = [parse_override(o) for o in args.overrides]
     for flag, keys in _FLAGS.items():
@@ -307,7 +307,7 @@ def _evaluation_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _eval_options(args: argparse.Namespace, task: str) -> Any:
-    from biounet.evaluation import EvalOptions
+    from biounet.evaluation.scoring import EvalOptions
 
     return EvalOptions(
         task=task,
@@ -320,7 +320,8 @@ def _eval_options(args: argparse.Namespace, task: str) -> Any:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from biounet.evaluation import evaluate_files, format_table, write_reports
+    from biounet.evaluation.scoring import evaluate_files
+    from biounet.reporting.tables import format_table, write_reports
 
     rows, summary = evaluate_files(
         args.pred, args.truth, _eval_options(args, args.task or "semantic")
@@ -356,7 +357,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from biounet.config import RESUMABLE, build_config, dump_config, resume_config
+    from biounet.config.schema import RESUMABLE, build_config, dump_config, resume_config
 
     overrides = _overrides(args)
     if args.data:
@@ -379,7 +380,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise ValueError("give --out RUN, the run folder to create")
     if not args.resume and not args.data:
         raise ValueError("give the DATA folder to train on (or --resume an existing run)")
-    from biounet.train import fit
+    from biounet.train.loop import fit
 
     result = fit(cfg, args.out, resume=args.resume, progress=False if args.no_progress else None)
     print(f"run folder: {result.run} (best model: {result.run / 'best.pt'})")
@@ -387,8 +388,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from biounet.apply import PredictOptions, predict_files
     from biounet.checkpoint import load
+    from biounet.segment.files import PredictOptions, predict_files
 
     shard = None
     if args.shard:
@@ -435,7 +436,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.truth:
         from pathlib import Path
 
-        from biounet.evaluation import evaluate_files, format_table, write_reports
+        from biounet.evaluation.scoring import evaluate_files
+        from biounet.reporting.tables import format_table, write_reports
 
         suffix = {
             "cells": "_labels" if args.instances else "_mask",
@@ -455,7 +457,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from biounet.report import write_report
+    from biounet.reporting.page import write_report
 
     page = write_report(args.run, args.out, n_gallery=args.images, device=args.device)
     print(f"report: {page}")
@@ -483,7 +485,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from biounet.plots import plot_run
+    from biounet.reporting.plots import plot_run
 
     print(plot_run(args.run, args.out))
     return 0
@@ -492,9 +494,10 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from biounet._checks import look_up
+    from biounet.checkpoint import describe_checkpoint
+    from biounet.core.checks import look_up
     from biounet.model.presets import PRESETS
-    from biounet.model.summary import describe, describe_checkpoint
+    from biounet.model.summary import describe
 
     kw = {"near": args.near, "count": args.count, "flops": not args.no_flops}
     if args.preset not in PRESETS and (
@@ -502,13 +505,13 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     ):
         print(describe_checkpoint(args.preset, **kw))
         return 0
-    from biounet.config import TRAIN_PRESETS
+    from biounet.config.schema import TRAIN_PRESETS
 
     if args.preset in TRAIN_PRESETS and args.preset not in PRESETS:
         # a training preset (cpu, gpu): the network it trains, with its training tile
-        from biounet.config import build_config
+        from biounet.config.schema import build_config
         from biounet.model.summary import describe_model
-        from biounet.train import build_model
+        from biounet.train.loop import build_model
 
         cfg = build_config(args.preset)
         model = build_model(cfg, 1)

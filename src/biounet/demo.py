@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from biounet._checks import look_up, tqdm_disable
-from biounet.config import TrainConfig, build_config
-from biounet.data.io import ensure_folder
+from biounet.config.schema import TrainConfig, build_config
+from biounet.core.checks import look_up, tqdm_disable
+from biounet.core.files import ensure_folder
 from biounet.data.layouts import Sample, find_dataset
 from biounet.data.synthetic import make_dataset
 
@@ -159,10 +159,10 @@ def _segment(
     """
     from tqdm.auto import tqdm
 
-    from biounet.apply import overlay
     from biounet.data.io import write_image, write_labels
-    from biounet.inference import predict
-    from biounet.postprocess import instances_from_probabilities
+    from biounet.inference.postprocess import instances_from_probabilities
+    from biounet.inference.predictor import predict
+    from biounet.segment.files import overlay
 
     out.mkdir(parents=True, exist_ok=True)
     axes = "CYX" if model.ndim == 2 else "CZYX"
@@ -271,8 +271,9 @@ def run_demo(
         ``out`` is not empty.
     """
     from biounet.checkpoint import load
-    from biounet.evaluation import EvalOptions, evaluate, write_reports
-    from biounet.train import fit, split
+    from biounet.evaluation.scoring import EvalOptions, evaluate
+    from biounet.reporting.tables import write_reports
+    from biounet.train.loop import fit, split
 
     if minutes <= 0:
         raise ValueError(f"minutes must be positive, got {minutes}")
@@ -313,11 +314,9 @@ def run_demo(
     pairs = _segment(model, held_out, run / "predictions", task=task, progress=progress)
     opts = EvalOptions(task=task)
     if task in ("semantic", "membranes"):  # truth as the training saw it: class maps
-        from biounet.data.annotations import AnnotationSpec, to_target
+        from biounet.data.annotations import to_target
 
-        spec = AnnotationSpec(
-            cfg.data.annotation, cfg.data.foreground, cfg.data.num_classes, cfg.data.ignore
-        )
+        spec = cfg.data.annotation_spec()
         classes = [(name, pred, to_target(t, spec).classes) for name, pred, t in pairs]
         if task == "semantic":  # ignored pixels are -1
             pairs = [
@@ -340,7 +339,7 @@ def run_demo(
     write_reports(rows, summary, json_path=run / "evaluation.json", csv_path=run / "evaluation.csv")
     page = None
     if report:
-        from biounet.report import write_report
+        from biounet.reporting.page import write_report
 
         page = write_report(run, progress=progress)
     minutes_taken = (time.monotonic() - t0) / 60

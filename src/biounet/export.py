@@ -54,10 +54,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from biounet._checks import look_up
 from biounet._version import __version__
 from biounet.checkpoint import unwrap
-from biounet.data.io import atomic_path, output_folder
+from biounet.core.checks import look_up
+from biounet.core.files import atomic_path, output_folder
+from biounet.inference.trained import TrainedModel
 from biounet.model.unet import UNet
 
 __all__ = ["FORMATS", "ExportCheckError", "ExportReport", "default_tile", "export_model"]
@@ -137,20 +138,21 @@ class ExportReport:
         )
 
 
-def default_tile(model: UNet) -> tuple[int, ...]:
+def default_tile(model: UNet | TrainedModel) -> tuple[int, ...]:
     """The example tile (spatial shape) used when none is given.
 
-    The model's training tile (``model.tile``, set by ``biounet.load``) if it is valid, else the
+    A trained model's training tile (:attr:`TrainedModel.tile`) if it is valid, else the
     smallest valid size >= 572 px in 2D (the paper's tile) or >= 96 voxels in 3D.
     """
-    if model.tile is not None and model.geometry.is_valid_size(int(model.tile)):
-        return (int(model.tile),) * model.ndim
+    tile = model.tile if isinstance(model, TrainedModel) else None
+    if tile is not None and model.geometry.is_valid_size(tile):
+        return (tile,) * model.ndim
     target = 572 if model.ndim == 2 else 96
     return (model.geometry.nearest_valid_sizes(target)[1],) * model.ndim
 
 
 def export_model(
-    model: UNet,
+    model: UNet | TrainedModel,
     path: str | Path,
     *,
     format: str = "torchscript",
@@ -164,9 +166,10 @@ def export_model(
 
     Parameters
     ----------
-    model : UNet
-        The network (DDP / ``torch.compile`` wrappers are removed). It is copied to the CPU in
-        float32 and eval mode; ``model`` itself is not changed.
+    model : TrainedModel or UNet
+        A trained model (its class names and normalisation go into the sidecar) or a bare
+        network (DDP / ``torch.compile`` wrappers are removed). The network is copied to the
+        CPU in float32 and eval mode; ``model`` itself is not changed.
     path : str or Path
         The file to write (e.g. ``net.pt`` or ``net.onnx``); its folder is created if needed
         (and removed again if the export fails). The sidecar goes to ``<path>.json``.
@@ -208,8 +211,9 @@ def export_model(
         raise ValueError(
             f"atol must be >= 0 (the largest allowed |difference| of logits), got {atol}"
         )
-    net = copy.deepcopy(unwrap(model)).cpu().float().eval()
-    tile = _tile_shape(net, tile_shape)
+    trained = model if isinstance(model, TrainedModel) else TrainedModel(unwrap(model))
+    net = copy.deepcopy(unwrap(trained.net)).cpu().float().eval()
+    tile = _tile_shape(trained, tile_shape)
     c, k = net.config.in_channels, net.config.num_classes
     example = (2 if dynamic else 1, c, *tile)
     out_shape = (example[0], k, *net.output_shape(tile))
@@ -251,7 +255,7 @@ def export_model(
             bytes=tmp.stat().st_size,
             note=note,
         )
-        meta = _describe(net, report, tmp, version)
+        meta = _describe(trained, report, tmp, version)
         with atomic_path(sidecar) as tmp_json:
             tmp_json.write_text(json.dumps(meta, indent=2) + "\n")
     log.debug("%s", report.summary())
@@ -259,9 +263,10 @@ def export_model(
 
 
 # ---------------------------------------------------------------------------------- helpers
-def _tile_shape(net: UNet, tile_shape: Sequence[int] | int | None) -> tuple[int, ...]:
+def _tile_shape(model: TrainedModel, tile_shape: Sequence[int] | int | None) -> tuple[int, ...]:
+    net = model.net
     if tile_shape is None:
-        return default_tile(net)
+        return default_tile(model)
     tile = (tile_shape,) * net.ndim if isinstance(tile_shape, int) else tuple(tile_shape)
     if not all(isinstance(n, int | np.integer) for n in tile):
         raise TypeError(f"tile_shape must be integers, got {tile_shape!r}")
@@ -407,8 +412,11 @@ def _check(
     return worst
 
 
-def _describe(net: UNet, report: ExportReport, tmp: Path, opset: int | None) -> dict[str, Any]:
+def _describe(
+    model: TrainedModel, report: ExportReport, tmp: Path, opset: int | None
+) -> dict[str, Any]:
     """The sidecar: what another tool needs to normalise, tile and read the output."""
+    net = model.net
     g, cfg = net.geometry, net.config
     axes = "bc" + _AXES[net.ndim]
     offset = g.margin if cfg.padding == "valid" else 0
@@ -433,14 +441,14 @@ def _describe(net: UNet, report: ExportReport, tmp: Path, opset: int | None) -> 
         "output": {"name": "logits", **tensor, "example_shape": list(report.output_shape),
                    "meaning": "logits; softmax over axis 1 gives class probabilities"},
         "num_classes": cfg.num_classes,
-        "class_names": list(net.class_names) or None,
+        "class_names": list(model.class_names) or None,
         "valid_tile_sizes": {"dynamic": report.dynamic, "rule": rule, "min": g.min_input_size,
                              "step": g.alignment, "examples": sizes},
         "padding": cfg.padding,
         "margin": g.margin,
         "output_offset": offset,
         "tiling": tiling,
-        "normalization": net.normalizer.to_dict() if net.normalizer is not None else None,
+        "normalization": model.normalizer.to_dict() if model.normalizer is not None else None,
         "normalization_note": "apply to each whole image before tiling (biounet.data.normalize)",
         "model_config": cfg.to_dict(),
         "check": {"max_abs_diff": report.max_abs_diff, "atol": report.atol,

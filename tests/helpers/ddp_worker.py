@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
-import biounet.train
-from biounet.config import build_config
+import biounet.train.loop
+from biounet.config.schema import build_config
 from biounet.data import Sample
 from biounet.data.synthetic import make_cells
-from biounet.train import fit
+from biounet.train.loop import fit
 
 
 def main() -> None:
@@ -29,7 +29,7 @@ def main() -> None:
     if int(os.environ["RANK"]) == 1:
         t0 = time.monotonic()
         fast = types.SimpleNamespace(monotonic=lambda: t0 + 1000 * (time.monotonic() - t0))
-        biounet.train.time = fast  # type: ignore[assignment]
+        biounet.train.loop.time = fast  # type: ignore[assignment]
     samples = [
         Sample(f"c{i}", make_cells((64, 64), seed=i)[0][None], make_cells((64, 64), seed=i)[1])
         for i in range(3)
@@ -52,7 +52,7 @@ def main() -> None:
     )
     result = fit(cfg, out / "run", samples=samples, progress=False)
     rank = torch.distributed.get_rank()
-    torch.save(result.model.state_dict(), out / f"rank{rank}.pt")
+    torch.save(result.model.net.state_dict(), out / f"rank{rank}.pt")
     torch.distributed.destroy_process_group()
 
 

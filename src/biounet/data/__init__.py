@@ -9,10 +9,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from biounet.core.files import clean_stale_parts
 from biounet.data.annotations import IGNORE_INDEX, AnnotationSpec, Target, to_target
 from biounet.data.io import (
     ImageFile,
-    clean_stale_parts,
     read_image,
     read_image_file,
     write_image,
@@ -59,10 +59,10 @@ __all__ = [
 ]
 
 _LAZY = {
-    "TileDataset": "biounet.data.dataset",
-    "TrainImage": "biounet.data.dataset",
-    "WeightConfig": "biounet.data.dataset",
-    "prepare": "biounet.data.dataset",
+    "TileDataset": "biounet.data.tiles",
+    "TrainImage": "biounet.data.tiles",
+    "WeightConfig": "biounet.data.weightmap",
+    "prepare": "biounet.data.tiles",
     "make_cells": "biounet.data.synthetic",
     "make_membranes": "biounet.data.synthetic",
 }

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from biounet._checks import look_up
+from biounet.core.checks import look_up
 
 KINDS = ("binary", "classes", "instances")
 IGNORE_INDEX = -1

@@ -5,27 +5,23 @@ any number of axes, OME-TIFF/ImageJ axes), JPEG/BMP (read only), NumPy ``.npy``
 (memory-mapped) and Zarr (read lazily, written chunked; OME-Zarr multiscale groups give their
 full-resolution level). Every problem with a file raises an error that names the file.
 
-Writers are atomic: they write a temporary file (or, for Zarr, folder) named ``.NAME.*.part``
-beside the target, flush it to disk and rename it, so an interruption never leaves a
-half-written output; :func:`clean_stale_parts` removes the temporary files that a killed
-process leaves behind.
+Writers are atomic (:func:`biounet.core.files.atomic_path`): a temporary file (or, for Zarr,
+folder) beside the target is flushed to disk and renamed, so an interruption never leaves a
+half-written output. This module knows formats only; folders and file safety live in
+:mod:`biounet.core.files`.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import re
-import shutil
-import tempfile
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from biounet.core.files import atomic_path
 
 READ_EXTENSIONS = (".png", ".tif", ".tiff", ".npy", ".zarr", ".jpg", ".jpeg", ".bmp")
 WRITE_EXTENSIONS = (".png", ".tif", ".tiff", ".npy", ".zarr")
@@ -33,16 +29,11 @@ WRITE_EXTENSIONS = (".png", ".tif", ".tiff", ".npy", ".zarr")
 #: height, width, colour samples, and Q for an axis of unknown meaning
 AXES_LETTERS = "TCZYXSQ"
 
-log = logging.getLogger(__name__)
-
 __all__ = [
     "READ_EXTENSIONS",
     "ImageFile",
-    "atomic_path",
-    "clean_stale_parts",
     "file_stem",
     "is_image_file",
-    "output_folder",
     "read_image",
     "read_image_file",
     "write_image",
@@ -215,189 +206,6 @@ def _read_zarr(p: Path) -> ImageFile:
 
 
 # ---------------------------------------------------------------------------------- writing
-def _umask() -> int:
-    """The process's file-creation mask (from /proc where it can be read without changing it)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _fsync(path: Path) -> None:
-    """Flush ``path`` (a file, or every file of a folder) and its folder's entry to disk."""
-    files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
-    for f in files:
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Flush a folder's entries (the rename) to disk, where the OS allows it."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems (and Windows) cannot fsync a folder
-    finally:
-        os.close(fd)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success flush it to disk and rename it.
-
-    The temporary path, ``.NAME.<random>.part`` in the target's folder, exists as an empty
-    file; the caller may replace it by a folder (e.g. a Zarr store). On success it is
-    ``fsync``-ed (every file, for a folder) and renamed to ``path`` with ``os.replace``, so
-    ``path`` is either the old content or the complete new one, also after a power cut. On an
-    error (or an interruption) the temporary file is removed and ``path`` is untouched; a
-    process killed outright leaves the ``.part`` file, which :func:`clean_stale_parts`
-    removes.
-    """
-    target = Path(path)
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise FileNotFoundError(f"{target}: the folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise PermissionError(f"{target}: the folder {parent} is not writable")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    old: Path | None = None
-    try:
-        yield tmp_path
-        if tmp_path.is_file():  # mkstemp makes it private (0600); give it the usual mode
-            os.chmod(tmp_path, 0o666 & ~_umask())
-        if tmp_path.exists():
-            _fsync(tmp_path)
-        if tmp_path.is_dir() and target.is_dir():
-            # os.replace cannot replace a non-empty folder: move the old one aside first
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", suffix=".part", dir=parent))
-            os.replace(target, old / target.name)
-            try:
-                os.replace(tmp_path, target)
-            except BaseException:
-                os.replace(old / target.name, target)  # put the old content back
-                raise
-        else:
-            os.replace(tmp_path, target)
-        _fsync_folder(parent)
-    finally:
-        if tmp_path.exists():
-            _remove(tmp_path)
-        if old is not None:
-            _remove(old)
-
-
-_PART = re.compile(r"^\..+\.part$")
-
-
-def clean_stale_parts(folder: str | os.PathLike[str], *, min_age: float = 0.0) -> list[Path]:
-    """Delete the temporary ``.*.part`` files (and folders) that :func:`atomic_path` left.
-
-    A writer killed outright (SIGKILL, power cut) cannot remove its temporary file; call this
-    when (re)starting work in an output folder, e.g. a training run's folder on resume.
-
-    Parameters
-    ----------
-    folder : path
-        The folder to clean (not its subfolders). A missing folder is not an error.
-    min_age : float, default 0.0
-        Only delete entries last modified at least this many seconds ago, to spare the
-        temporary files of a writer that is still running in the same folder.
-
-    Returns
-    -------
-    list of Path
-        What was deleted, sorted.
-    """
-    root = Path(folder)
-    if not root.is_dir():
-        return []
-    now = time.time()
-    removed = []
-    for p in sorted(root.iterdir()):
-        if not _PART.match(p.name):
-            continue
-        try:
-            if now - p.lstat().st_mtime < min_age:
-                continue
-            _remove(p)
-        except OSError as e:
-            log.warning("%s: cannot remove a stale temporary file (%s)", p, e.strerror)
-            continue
-        removed.append(p)
-    if removed:
-        log.info(
-            "%s: removed %d stale temporary file(s): %s",
-            root,
-            len(removed),
-            ", ".join(p.name for p in removed),
-        )
-    return removed
-
-
-def ensure_folder(path: str | os.PathLike[str], what: str = "output folder") -> Path:
-    """Create folder ``path`` (and its parents) if needed; a clear error if it cannot be written.
-
-    Raises FileExistsError when ``path`` or one of its parents is a file, PermissionError
-    when the folder cannot be created or written.
-    """
-    p = Path(path)
-    for q in (p, *p.parents):
-        if q.exists() and not q.is_dir():
-            raise FileExistsError(
-                f"{p}: cannot use it as the {what}; {q} is a file. Give a folder path"
-            )
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise PermissionError(f"{p}: cannot create the {what} ({e.strerror})") from e
-    if not os.access(p, os.W_OK | os.X_OK):
-        raise PermissionError(f"{p}: the {what} is not writable")
-    return p
-
-
-@contextmanager
-def output_folder(
-    path: str | os.PathLike[str], what: str = "output folder", *, remove_if_failed: bool = True
-) -> Iterator[Path]:
-    """:func:`ensure_folder` for the duration of a block.
-
-    If the block raises (Ctrl-C included) and ``remove_if_failed``, the folders this call
-    created are removed again while they are still empty, so an early error leaves no empty
-    folder behind; folders that existed before, or hold files, stay.
-    """
-    p = Path(path)
-    created = [q for q in (p, *p.parents) if not q.exists()]  # the deepest first
-    folder = ensure_folder(p, what)
-    try:
-        yield folder
-    except BaseException:
-        if remove_if_failed:
-            for q in created:
-                try:
-                    q.rmdir()  # only if empty
-                except OSError:
-                    break
-        raise
-
-
 def _check_axes(p: Path, axes: str | None, arr: np.ndarray) -> str | None:
     if axes is None:
         return None

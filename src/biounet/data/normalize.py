@@ -23,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from biounet._checks import look_up
+from biounet.core.checks import look_up
+
+__all__ = ["Normalizer", "apply_normalization"]
 
 MODES = ("percentile", "range", "meanstd", "none")
 
@@ -93,11 +95,27 @@ class Normalizer:
 
     def __call__(self, image: Any) -> np.ndarray:
         """Normalised float32 copy of ``image (C, *S)`` (loads it: use :meth:`stats` for lazy)."""
-        offset, scale = self.stats(image)
-        shape = (-1,) + (1,) * (len(image.shape) - 1)
-        x = np.asarray(image, dtype=np.float32)
-        out: np.ndarray = (x - offset.reshape(shape)) / scale.reshape(shape)
-        return out
+        return apply_normalization(image, *self.stats(image))
+
+
+def apply_normalization(image: Any, offset: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``(image - offset) / scale`` per channel, as float32: the one normalisation arithmetic.
+
+    Parameters
+    ----------
+    image : array-like, shape ``(C, *S)``
+        Loaded with ``numpy.asarray``.
+    offset, scale : numpy.ndarray, shape ``(C,)``
+        Per-channel statistics, as :meth:`Normalizer.stats` gives them.
+
+    >>> apply_normalization(np.array([[2.0, 4.0]]), np.array([2.0]), np.array([2.0]))
+    array([[0., 1.]], dtype=float32)
+    """
+    x = np.asarray(image, dtype=np.float32)
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    off = np.asarray(offset, np.float32).reshape(shape)
+    out: np.ndarray = (x - off) / np.asarray(scale, np.float32).reshape(shape)
+    return out
 
 
 def _dtype_range(dtype: np.dtype) -> tuple[float, float]:

@@ -29,7 +29,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.special import ndtr
 
-from biounet._checks import look_up
+from biounet.core.checks import look_up
 
 __all__ = ["make_cells", "make_dataset", "make_membranes"]
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from biounet._checks import look_up
+from biounet.core.checks import look_up
 
 __all__ = [
     "ISBI_THRESHOLDS",

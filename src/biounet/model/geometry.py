@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from biounet._checks import is_int
+from biounet.core.checks import is_int
 
 PADDINGS = ("valid", "same")
 UPSAMPLINGS = ("transposed", "nearest", "linear")

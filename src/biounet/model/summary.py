@@ -54,39 +54,6 @@ def describe(name: str, *, near: int | None = None, count: int = 3, flops: bool 
     )
 
 
-def describe_checkpoint(
-    path: str, *, near: int | None = None, count: int = 3, flops: bool = True
-) -> str:
-    """:func:`describe_model` for a trained model (checkpoint file or run folder).
-
-    Adds what was stored beside its weights: classes, training tile and iteration, and the
-    intensity normalisation that :func:`biounet.predict` applies.
-    """
-    from biounet.checkpoint import load, load_checkpoint
-
-    ck = load_checkpoint(path)
-    model = load(path)
-    norm = model.normalizer.to_dict() if model.normalizer is not None else None
-    norm_text = (
-        "none stored (images go to the network unchanged)"
-        if norm is None
-        else ", ".join(f"{k}={v}" for k, v in norm.items() if v is not None)
-    )
-    extra = [
-        f"  checkpoint: {ck['path']} (iteration {ck.get('iteration', '?')}, "
-        f"biounet {ck.get('biounet_version', '?')})",
-        f"  classes: {', '.join(model.class_names) or model.config.num_classes}",
-        f"  training tile: {model.tile if model.tile is not None else 'not stored'}",
-        f"  normalisation applied by predict: {norm_text}",
-    ]
-    tile = model.tile[0] if isinstance(model.tile, (list, tuple)) else model.tile
-    near = near if near is not None else int(tile) if tile else 572 if model.ndim == 2 else 132
-    body = describe_model(
-        model, f"{ck['path']}: a trained U-Net", near=near, count=count, flops=flops
-    )
-    return body + "\n" + "\n".join(extra)
-
-
 def describe_model(
     model: UNet, title: str, *, near: int, count: int = 3, flops: bool = True
 ) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from biounet._checks import look_up
+from biounet.core.checks import look_up
 from biounet.model.blocks import NORMS, ConvBlock, Down, Up
 from biounet.model.geometry import PADDINGS, UPSAMPLINGS, Geometry
 from biounet.model.presets import PRESETS
@@ -118,10 +118,6 @@ class UNet(nn.Module):
         cfg = UNetConfig(in_channels=in_channels, num_classes=num_classes, **options)
         self.config = cfg
         self.geometry = cfg.geometry
-        #: set by ``biounet.load``: the training normalisation, class names and tile (px)
-        self.normalizer: Any = None
-        self.class_names: list[str] = []
-        self.tile: int | None = None
         block: dict[str, Any] = {
             "convs": cfg.convs_per_block,
             "kernel_size": cfg.kernel_size,

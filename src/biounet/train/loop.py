@@ -6,7 +6,7 @@ segments the validation images whole with overlap-tile inference. ``RUN/last.pt`
 atomically at least every ``checkpoint_minutes`` and at every validation, ``RUN/best.pt`` when
 the chosen metric improves; ``resume=True`` continues from ``last.pt`` exactly where it stopped
 (data order, model, optimiser, schedule and random states restored), with the configuration
-of :func:`biounet.config.resume_config`. Multi-GPU and multi-node training uses
+of :func:`biounet.config.schema.resume_config`. Multi-GPU and multi-node training uses
 ``torch.distributed`` under ``torchrun`` (each process its own share of tiles; DDP averages
 the gradients); only rank 0 validates and writes, and every decision that ends or reshapes
 the loop (the time budget) is taken on rank 0's clock and shared.
@@ -29,19 +29,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from biounet._checks import tqdm_disable
 from biounet.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from biounet.config import TrainConfig, check_resume, config_from_dict, save_config, to_dict
-from biounet.data.annotations import AnnotationSpec
-from biounet.data.dataset import TileDataset, TrainImage, prepare
-from biounet.data.io import clean_stale_parts, ensure_folder
+from biounet.config.schema import TrainConfig, check_resume, config_from_dict, save_config, to_dict
+from biounet.core.checks import tqdm_disable
+from biounet.core.files import clean_stale_parts, ensure_folder
+from biounet.core.runtime import auto_tune_allocator
 from biounet.data.layouts import Sample, find_dataset
 from biounet.data.normalize import Normalizer
-from biounet.losses import dice_ce_loss, probability_cross_entropy
+from biounet.data.tiles import TileDataset, TrainImage, prepare
+from biounet.inference.trained import TrainedModel
 from biounet.metrics import ConfusionMatrix
 from biounet.model.unet import UNet
-from biounet.runlog import MetricsLog
-from biounet.runtime import auto_tune_allocator
+from biounet.reporting.runlog import MetricsLog
+from biounet.train.losses import dice_ce_loss, probability_cross_entropy
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,15 @@ RESUME_KEYS = ("iteration", "optimizer", "scheduler", "scaler", "rng")
 
 @dataclass
 class TrainResult:
-    """What :func:`fit` returns: the run folder, the trained network, the best validation."""
+    """What :func:`fit` returns: the run folder, the trained model, the best validation.
+
+    ``model`` is the network as training left it (the last iteration's weights, not
+    ``best.pt``'s), with the training normalisation, so ``predict(result.model, image)``
+    takes raw images as :func:`biounet.load`'s models do.
+    """
 
     run: Path
-    model: UNet
+    model: TrainedModel
     best: dict[str, Any] | None
 
 
@@ -175,9 +180,9 @@ def validate(
     Returns the scores of :meth:`biounet.metrics.ConfusionMatrix.scores` (``pixel_error``,
     ``iou``, ``dice``, ...) pooled over all images, and ``loss``: the mean cross-entropy of the
     predicted probabilities over all annotated pixels (see
-    :func:`biounet.losses.probability_cross_entropy`; no weight map, no Dice term).
+    :func:`biounet.train.losses.probability_cross_entropy`; no weight map, no Dice term).
     """
-    from biounet.inference import predict
+    from biounet.inference.predictor import predict
 
     cm = ConfusionMatrix(num_classes)
     nll = 0.0
@@ -195,7 +200,7 @@ def validate(
 def _resume_state(last: Path, cfg: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """``last.pt`` checked for resuming with ``cfg``: the state, and the settings that changed.
 
-    The changes are those of :func:`~biounet.config.resume_changes` against the configuration
+    The changes are those of :func:`~biounet.config.schema.resume_changes` against the configuration
     the checkpoint was saved with (none if it does not hold a loadable one).
 
     Raises a ValueError for a checkpoint without the optimiser state, or one whose run
@@ -238,7 +243,7 @@ def fit(
     ----------
     cfg : TrainConfig
         The configuration (validated again here). To resume, pass the one of
-        :func:`biounet.config.resume_config`: ``fit`` refuses settings that cannot change on
+        :func:`biounet.config.schema.resume_config`: ``fit`` refuses settings that cannot change on
         resume, trains to ``cfg.iterations`` if that changed (or ``max_minutes`` did), and only
         then rewrites ``RUN/config.yaml``.
     out : str or Path
@@ -321,7 +326,7 @@ def _fit(
     train_s, val_s = split(samples, cfg)
     if not train_s:
         raise ValueError("no training samples left after the validation split")
-    spec = AnnotationSpec(d.annotation, d.foreground, d.num_classes, d.ignore)
+    spec = d.annotation_spec()
     norm = Normalizer.from_dict(d.normalize)
 
     created = rank == 0 and not run.exists()
@@ -563,11 +568,12 @@ def _fit(
         if not (run / "best.pt").exists():  # no validation set: the last model is the best
             save_checkpoint(run / "best.pt", model, iteration=it, **extras)
         try:
-            from biounet.plots import plot_run
+            from biounet.reporting.plots import plot_run
 
             plot_run(run)
         except ImportError as e:  # matplotlib missing: the run is complete without plots
             log.warning("no plots: %s", e)
     if world > 1:
         torch.distributed.barrier()
-    return TrainResult(run, model.eval(), best)
+    trained = TrainedModel(model.eval(), norm, d.names(), in_tile[0], run / "best.pt")
+    return TrainResult(run, trained, best)

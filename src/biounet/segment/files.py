@@ -36,18 +36,18 @@ from typing import Any
 
 import numpy as np
 
-from biounet._checks import look_up, tqdm_disable
+from biounet.core.checks import look_up, tqdm_disable
+from biounet.core.files import atomic_path, output_folder
 from biounet.data.io import (
     READ_EXTENSIONS,
-    atomic_path,
     file_stem,
     is_image_file,
-    output_folder,
     read_image_file,
     write_image,
     write_labels,
 )
 from biounet.data.layouts import to_channels_first
+from biounet.inference.trained import TrainedModel
 from biounet.model.unet import UNet
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,6 @@ __all__ = [
     "PredictOptions",
     "check_options",
     "expand_inputs",
-    "output_folder",
     "overlay",
     "predict_files",
     "shard_of",
@@ -82,9 +81,9 @@ class PredictOptions:
         ``"auto"``: PNG for 2D images, TIFF for stacks and 3D volumes (PNG holds 2D only).
     instance_kind : {"cells", "membranes"}
         How instance labels are made: ``"cells"``, a seeded watershed of the foreground class
-        (:func:`biounet.postprocess.instances`); ``"membranes"``, for EM membrane models
+        (:func:`biounet.inference.postprocess.instances`); ``"membranes"``, for EM membrane models
         (ISBI 2012), the regions enclosed by the membranes of class ``membrane_class``
-        (:func:`biounet.postprocess.membrane_regions`, thinned to 1-px lines by default).
+        (:func:`biounet.inference.postprocess.membrane_regions`, thinned to 1-px lines by default).
     membrane_class : int
         With ``instance_kind="membranes"``: the class that is membrane (0 for an ISBI model
         trained with the cells as the foreground, the default of binary masks).
@@ -186,16 +185,17 @@ def overlay(image: np.ndarray, labels: np.ndarray, *, instances: bool = False) -
     return out
 
 
-def check_options(model: UNet, options: PredictOptions) -> PredictOptions:
+def check_options(model: TrainedModel | UNet, options: PredictOptions) -> PredictOptions:
     """Validate ``options`` for ``model`` before any file is read (ValueError naming the option).
 
     Checks the mask format, the instance kind and membrane class, the tile size (against the
     network's valid sizes), the batch size and the device (known, and present on this machine).
     Returns ``options``.
     """
-    from biounet.inference import choose_tile, resolve_device
-    from biounet.postprocess import INSTANCE_KINDS
-    from biounet.tiling import check_batch_size
+    from biounet.core.device import resolve_device
+    from biounet.inference.postprocess import INSTANCE_KINDS
+    from biounet.inference.predictor import choose_tile
+    from biounet.inference.tiling import check_batch_size
 
     o = options
     look_up(o.mask_format, MASK_FORMATS, "mask format")
@@ -242,7 +242,7 @@ def _all_exist(targets: dict[str, Path], o: PredictOptions) -> bool:
 
 
 def predict_files(
-    model: UNet,
+    model: TrainedModel | UNet,
     inputs: Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
     options: PredictOptions | None = None,
@@ -298,9 +298,13 @@ def predict_files(
 
 
 def _predict_one(
-    model: UNet, path: Path, targets: dict[str, Path], o: PredictOptions, progress: bool | None
+    model: TrainedModel | UNet,
+    path: Path,
+    targets: dict[str, Path],
+    o: PredictOptions,
+    progress: bool | None,
 ) -> dict[str, Path]:
-    from biounet.inference import predict
+    from biounet.inference.predictor import predict
 
     f = read_image_file(path)
     nd = model.ndim
@@ -383,7 +387,7 @@ def _predict_one(
 
 def _instances(probs: np.ndarray, o: PredictOptions) -> np.ndarray:
     """Instance labels of one ``(C, *S)`` probability map, as ``o.instance_kind`` says."""
-    from biounet.postprocess import instances_from_probabilities
+    from biounet.inference.postprocess import instances_from_probabilities
 
     if o.instance_kind == "membranes":  # regions thinned to 1-px lines, unless told otherwise
         options = {"thin": True, **o.postprocess}

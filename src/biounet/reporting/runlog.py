@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from biounet.data.io import atomic_path
+from biounet.core.files import atomic_path
 
 __all__ = ["MetricsLog", "read_metrics"]
 

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from biounet._checks import tqdm_disable
 from biounet._version import __version__
-from biounet.config import TrainConfig, load_config, to_dict
+from biounet.config.schema import TrainConfig, load_config, to_dict
+from biounet.core.checks import tqdm_disable
 from biounet.data.layouts import Sample
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ def _resolve(path: str, run: Path) -> str:
 
 def _curves(run: Path) -> tuple[str | None, str]:
     """The learning curves as a PNG data URI (plotted afresh, else the run's), or None and why."""
-    from biounet.plots import plot_run
+    from biounet.reporting.plots import plot_run
 
     path = run / "learning_curves.png"
     with tempfile.TemporaryDirectory() as tmp:
@@ -204,15 +204,14 @@ def _gallery(
     """The gallery section's HTML: a few images with four panels each, or a note why not."""
     from tqdm.auto import tqdm
 
-    from biounet.apply import overlay
-    from biounet.data.annotations import AnnotationSpec
-    from biounet.data.dataset import prepare
     from biounet.data.layouts import find_dataset
     from biounet.data.normalize import Normalizer
-    from biounet.inference import predict
+    from biounet.data.tiles import prepare
+    from biounet.inference.postprocess import instances
+    from biounet.inference.predictor import predict
     from biounet.metrics import ConfusionMatrix
-    from biounet.postprocess import instances
-    from biounet.train import split
+    from biounet.segment.files import overlay
+    from biounet.train.loop import split
 
     d = cfg.data
     if n < 1:
@@ -230,7 +229,7 @@ def _gallery(
     crops = [_crop(s, norm, d.ndim) for s in chosen[:n]]
     if not crops:
         return f'<p class="note">No gallery: no images in {_esc(data.path)}.</p>'
-    spec = AnnotationSpec(d.annotation, d.foreground, d.num_classes, d.ignore)
+    spec = d.annotation_spec()
     prepared = prepare([c for c, _ in crops], spec, Normalizer(mode="none"), cfg.weights)
     is_inst = d.annotation == "instances"
     rows, vmax = [], max(float(t.weights.max()) for t in prepared)
@@ -292,7 +291,7 @@ def _gallery(
 # ------------------------------------------------------------------------------------ the page
 def _metric_sections(run: Path, cfg: TrainConfig) -> tuple[str, list[dict[str, Any]]]:
     """Evaluation and validation tables; and all records of ``metrics.jsonl``."""
-    from biounet.runlog import read_metrics
+    from biounet.reporting.runlog import read_metrics
 
     parts = []
     ev = run / "evaluation.json"
@@ -341,7 +340,7 @@ def _summary(run: Path, cfg: TrainConfig, model: Any, records: list[dict[str, An
     done, planned = meta.get("iteration", "?"), meta.get("planned_iterations", cfg.iterations)
     cards: list[tuple[str, Any]] = [
         ("iterations", f"{done} / {planned}"),
-        ("parameters", f"{n / 1e6:.2f} M" if (n := model.count_parameters()) > 1e5 else n),
+        ("parameters", f"{n / 1e6:.2f} M" if (n := model.net.count_parameters()) > 1e5 else n),
     ]
     if meta.get("best"):
         b = meta["best"]
@@ -386,7 +385,7 @@ def write_report(
     Parameters
     ----------
     run : path
-        A run folder written by :func:`biounet.train.fit` (``config.yaml``, ``best.pt`` or
+        A run folder written by :func:`biounet.train.loop.fit` (``config.yaml``, ``best.pt`` or
         ``last.pt``, ``metrics.jsonl``; optionally ``evaluation.json``).
     out : path, optional
         The HTML file to write (atomically); default ``RUN/report.html``.
@@ -416,8 +415,8 @@ def write_report(
         CUDA).
     """
     from biounet.checkpoint import load
-    from biounet.data.io import atomic_path
-    from biounet.inference import resolve_device
+    from biounet.core.device import resolve_device
+    from biounet.core.files import atomic_path
 
     run = Path(run)
     _check_run(run)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from biounet._checks import look_up
+from biounet.core.checks import look_up
 
 __all__ = [
     "AugmentConfig",

@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from biounet.data.layouts import _ChannelsFirst
-from biounet.model.unet import UNet
-from biounet.runtime import auto_tune_allocator
-from biounet.tiling import (
+from biounet.core.device import resolve_device
+from biounet.core.runtime import auto_tune_allocator
+from biounet.data.normalize import Normalizer
+from biounet.data.views import ChannelsFirst, Normalized
+from biounet.inference.tiling import (
     as_image_array,
     check_batch_size,
     check_out,
@@ -20,55 +21,19 @@ from biounet.tiling import (
     int_tuple,
     tile_apply,
 )
+from biounet.inference.trained import TrainedModel
+from biounet.model.unet import UNet
 
-__all__ = ["choose_tile", "predict", "resolve_device"]
+__all__ = ["choose_tile", "predict"]
 
 #: the output extent (px per axis) that automatic tiles aim for, before fitting them to the image
 TARGET_OUTPUT = {2: 512, 3: 64}
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """The torch device to run on, checked to exist on this machine.
-
-    Parameters
-    ----------
-    device : str or torch.device
-        ``"auto"``: CUDA if available, else the CPU (Apple's MPS is used only when asked for
-        by name). ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``, or a ``torch.device``.
-
-    Raises
-    ------
-    ValueError
-        For an unknown name, or a CUDA/MPS device this machine does not have (one line,
-        suggesting ``"cpu"`` or ``"auto"``).
-    """
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = device if isinstance(device, torch.device) else torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ValueError(
-            f"unknown device {device!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
-        ) from e
-    fix = "use device='cpu' or 'auto'"
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {str(device)!r} is not available: no CUDA device here; {fix}")
-        count = torch.cuda.device_count()
-        if dev.index is not None and dev.index >= count:
-            raise ValueError(
-                f"device {str(device)!r} is not available: this machine has {count} CUDA "
-                f"device(s) (cuda:0 to cuda:{count - 1}); {fix}"
-            )
-    if dev.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise ValueError(f"device {str(device)!r} is not available: no Apple MPS here; {fix}")
-    return dev
-
-
 def choose_tile(
-    model: UNet, spatial: Sequence[int], tile_shape: Sequence[int] | int | None = None
+    model: UNet | TrainedModel,
+    spatial: Sequence[int],
+    tile_shape: Sequence[int] | int | None = None,
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Input tile shape and stride (px per axis) for ``model`` on an image of shape ``spatial``.
 
@@ -126,7 +91,7 @@ def _as_channels_first(image: Any, model: UNet) -> Any:
                 f"image of shape {shape} has no channel axis, but the model expects {c} input "
                 f"channels; pass an array of shape ({c}, {', '.join(map(str, shape))})"
             )
-        return image[None] if isinstance(image, np.ndarray) else _ChannelsFirst(image, None)
+        return image[None] if isinstance(image, np.ndarray) else ChannelsFirst(image, None)
     if len(shape) == nd + 1:
         if shape[0] != c:
             hint = (
@@ -147,26 +112,8 @@ def _as_channels_first(image: Any, model: UNet) -> Any:
     )
 
 
-class _Normalized:
-    """A lazy view of ``(C, *S)`` data, normalised per channel on read: ``(x - offset) / scale``."""
-
-    def __init__(self, array: Any, offset: np.ndarray, scale: np.ndarray) -> None:
-        self.array = array
-        self.shape = tuple(array.shape)
-        self.dtype = np.dtype(np.float32)
-        self.offset = offset.astype(np.float32)
-        self.scale = scale.astype(np.float32)
-
-    def __getitem__(self, key: tuple[Any, ...]) -> np.ndarray:
-        x = np.asarray(self.array[key], dtype=np.float32)  # key[0] selects channels
-        shape = (-1,) + (1,) * (x.ndim - 1)
-        off, sc = self.offset[key[0]], self.scale[key[0]]
-        out: np.ndarray = (x - off.reshape(shape)) / sc.reshape(shape)
-        return out
-
-
 def predict(
-    model: UNet,
+    model: UNet | TrainedModel,
     image: Any,
     *,
     tile_shape: Sequence[int] | int | None = None,
@@ -183,10 +130,12 @@ def predict(
 
     Parameters
     ----------
-    model : UNet
-        The network; put into eval mode while predicting (its mode is restored afterwards).
-        Its parameters may be float32, float64 or half precision: the input tiles are cast to
-        the parameters' dtype, and the probabilities are returned as float32.
+    model : TrainedModel or UNet
+        A trained model (:func:`biounet.load`, :func:`biounet.fit`), whose normalisation is
+        applied to the image first, or a bare network. The network is put into eval mode
+        while predicting (its mode is restored afterwards). Its parameters may be float32,
+        float64 or half precision: the input tiles are cast to the parameters' dtype, and the
+        probabilities are returned as float32.
     image : array-like, shape ``(*S)`` or ``(C, *S)``
         2D or 3D image as the model expects (``model.ndim`` spatial axes, ``C`` its input
         channels), of any size, down to 1 px per axis. Any array with NumPy slicing works
@@ -215,9 +164,9 @@ def predict(
         where oneDNN's convolutions run 1.3x faster in it (``benchmarks/inference.py``), off
         otherwise.
     normalize : bool
-        Apply the model's training normalisation (``model.normalizer``, set by
-        :func:`biounet.load`) to the image first; its statistics come from the whole image
-        (a subsample for very large ones). Without a normaliser the values pass unchanged.
+        Apply a trained model's training normalisation (:attr:`TrainedModel.normalizer`) to
+        the image first; its statistics come from the whole image (a subsample for very large
+        ones). Without a normaliser the values pass unchanged.
 
     Returns
     -------
@@ -232,8 +181,9 @@ def predict(
         ``tile_shape`` (naming the nearest valid sizes), a wrong ``out`` and an unavailable
         device.
     TypeError
-        For a model that is not a :class:`~biounet.UNet`, a non-integer ``tile_shape`` or
-        ``batch_size``, a complex image, or an ``out`` that is not an array.
+        For a model that is neither a trained model nor a :class:`~biounet.UNet`, a
+        non-integer ``tile_shape`` or ``batch_size``, a complex image, or an ``out`` that is
+        not an array.
 
     Notes
     -----
@@ -255,8 +205,15 @@ def predict(
     transposed too; a same-padded network is then not exactly transpose-invariant, since
     its tiles cover different parts of the image.
     """
+    normalizer: Normalizer | None = None
+    if isinstance(model, TrainedModel):
+        normalizer = model.normalizer
+        model = model.net
     if not isinstance(model, UNet):
-        raise TypeError(f"model must be a biounet.UNet, got {type(model).__name__}")
+        raise TypeError(
+            f"model must be a biounet.UNet or a trained model (biounet.load), got "
+            f"{type(model).__name__}"
+        )
     image = as_image_array(image)
     given = tuple(int(n) for n in image.shape)
     if 0 in given:
@@ -272,8 +229,8 @@ def predict(
     tile, stride = choose_tile(model, spatial, tile_shape)
     if not 0.0 <= overlap < 1.0:
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
-    if normalize and getattr(model, "normalizer", None) is not None:
-        image = _Normalized(image, *model.normalizer.stats(image))
+    if normalize and normalizer is not None:
+        image = Normalized(image, *normalizer.stats(image))
     if channels_last is None:
         channels_last = dev.type == "cpu" and model.ndim == 2
     if dev.type == "cpu":

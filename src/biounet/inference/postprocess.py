@@ -20,7 +20,7 @@ from scipy import ndimage as ndi
 from skimage.morphology import local_maxima, reconstruction
 from skimage.segmentation import relabel_sequential, watershed
 
-from biounet._checks import look_up
+from biounet.core.checks import look_up
 
 __all__ = [
     "INSTANCE_KINDS",

@@ -81,7 +81,7 @@ def tune_allocator() -> bool:
 
     Examples
     --------
-    >>> from biounet.runtime import tune_allocator
+    >>> from biounet.core.runtime import tune_allocator
     >>> tune_allocator()  # doctest: +SKIP
     True
     """

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from biounet._checks import is_int, tqdm_disable
+from biounet.core.checks import is_int, tqdm_disable
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 

@@ -2,8 +2,8 @@
 
 A configuration is a :class:`TrainConfig` holding :class:`DataConfig`, :class:`OptimConfig`,
 :class:`LossConfig`, the network's :class:`~biounet.model.unet.UNetConfig` fields,
-the augmentation (:class:`~biounet.augment.AugmentConfig`) and the weight map
-(:class:`~biounet.data.dataset.WeightConfig`). It is built from a named preset, then a YAML
+the augmentation (:class:`~biounet.data.augment.AugmentConfig`) and the weight map
+(:class:`~biounet.data.tiles.WeightConfig`). It is built from a named preset, then a YAML
 file, then command-line overrides (``key.sub=value``), in that order; unknown keys get a
 did-you-mean. The resolved configuration is written into every run folder.
 
@@ -31,10 +31,11 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from biounet._checks import look_up
-from biounet.augment import AugmentConfig
-from biounet.data.dataset import WeightConfig
+from biounet.core.checks import look_up
+from biounet.data.annotations import AnnotationSpec
+from biounet.data.augment import AugmentConfig
 from biounet.data.normalize import Normalizer
+from biounet.data.weightmap import WeightConfig
 from biounet.model.presets import PRESETS
 from biounet.model.unet import UNetConfig
 
@@ -110,6 +111,10 @@ class DataConfig:
                 "pick the validation set; give only one"
             )
 
+    def annotation_spec(self) -> AnnotationSpec:
+        """How the masks are read into training targets (annotation kind, values, classes)."""
+        return AnnotationSpec(self.annotation, self.foreground, self.num_classes, self.ignore)
+
     def names(self) -> list[str]:
         """Class names, defaults filled in."""
         if self.class_names:
@@ -183,7 +188,7 @@ class TrainConfig:
         ``"pixel_error"``, ``"loss"``: lower is better). ``"loss"`` is the validation loss:
         the mean cross-entropy ``-log p_l(x)`` of the whole-image probabilities over all
         annotated validation pixels (unweighted, without the Dice term; see
-        :func:`biounet.losses.probability_cross_entropy`).
+        :func:`biounet.train.losses.probability_cross_entropy`).
     checkpoint_minutes : float
         Write ``last.pt`` at least this often (and at every validation); 0: every iteration.
     checkpoint_every : int
@@ -653,7 +658,7 @@ def dump_config(cfg: TrainConfig) -> str:
 
 def save_config(cfg: TrainConfig, path: str | Path) -> Path:
     """Write the resolved configuration as YAML (atomically)."""
-    from biounet.data.io import atomic_path
+    from biounet.core.files import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_text(dump_config(cfg))

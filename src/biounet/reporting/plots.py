@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from biounet.runlog import read_metrics
+from biounet.reporting.runlog import read_metrics
 
 __all__ = ["plot_formats", "plot_run"]
 
@@ -40,7 +40,7 @@ def plot_run(run: str | Path, out: str | Path | None = None) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from biounet.data.io import atomic_path
+    from biounet.core.files import atomic_path
 
     run = Path(run)
     path = Path(out) if out is not None else run / "learning_curves.png"

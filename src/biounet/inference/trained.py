@@ -1,0 +1,74 @@
+"""A trained model: the network together with what prediction needs beside its weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from biounet.data.normalize import Normalizer
+from biounet.model.geometry import Geometry
+from biounet.model.unet import UNet, UNetConfig
+
+__all__ = ["TrainedModel"]
+
+
+@dataclass
+class TrainedModel:
+    """A trained U-Net with its intensity normalisation, class names and training tile.
+
+    :func:`biounet.load` and :func:`biounet.fit` return one; :func:`biounet.predict` takes it
+    (or a bare :class:`~biounet.UNet`, whose input is then used unchanged) and applies the
+    normalisation before the network sees an image.
+
+    Attributes
+    ----------
+    net : UNet
+        The network (in eval mode when loaded).
+    normalizer : Normalizer or None
+        The intensity normalisation used in training, applied again by ``predict``; None
+        passes images unchanged.
+    class_names : list of str
+        One name per output class (empty when none were stored).
+    tile : int or None
+        The network input tile of training, px per axis: a good tile for prediction.
+    source : Path or None
+        The checkpoint it was read from.
+    """
+
+    net: UNet
+    normalizer: Normalizer | None = None
+    class_names: list[str] = field(default_factory=list)
+    tile: int | None = None
+    source: Path | None = None
+
+    @property
+    def config(self) -> UNetConfig:
+        """The network's configuration."""
+        return self.net.config
+
+    @property
+    def geometry(self) -> Geometry:
+        """The network's size arithmetic (valid tiles, margin)."""
+        return self.net.geometry
+
+    @property
+    def ndim(self) -> int:
+        """Spatial dimensions of the network: 2 or 3."""
+        return self.net.ndim
+
+    @property
+    def num_classes(self) -> int:
+        """Output classes of the network."""
+        return self.net.config.num_classes
+
+    def to(self, device: str | torch.device) -> TrainedModel:
+        """Move the network to ``device``; returns self."""
+        self.net.to(device)
+        return self
+
+    def eval(self) -> TrainedModel:
+        """Put the network into eval mode; returns self."""
+        self.net.eval()
+        return self
