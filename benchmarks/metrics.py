@@ -28,18 +28,16 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from biounet.data.synthetic import make_membranes
-from biounet.evaluation.scoring import EvalOptions, evaluate
-from biounet.metrics.instances import (
+from biounet.evaluation import EvalOptions, evaluate
+from biounet.metrics import (
     InstanceAccumulator,
-    average_precision,
-    match_instances,
-    seg_score,
-)
-from biounet.metrics.isbi import (
     adapted_rand_error,
+    average_precision,
     info_scores,
     isbi_scores,
+    match_instances,
     rand_scores,
+    seg_score,
     topology_errors,
     warping_error,
 )

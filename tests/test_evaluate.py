@@ -9,7 +9,8 @@ from scipy import ndimage as ndi
 
 from biounet.cli import main
 from biounet.data import write_image, write_labels
-from biounet.evaluation.scoring import (
+from biounet.evaluation import (
+    PREFERRED,
     EvalOptions,
     evaluate,
     evaluate_files,
@@ -165,8 +166,6 @@ def test_a_folder_of_predict_outputs_scores_the_output_the_task_needs(tmp_path) 
     for task, name in (("cells", "a_labels.tif"), ("semantic", "a_mask.png")):
         rows, _ = evaluate_files(pred, truth, EvalOptions(task))
         assert [r["image"] for r in rows] == ["a"]
-        from biounet.evaluation.scoring import PREFERRED
-
         ((_, chosen, _),) = pair_files(pred, truth, prefer=PREFERRED[task])
         assert chosen.name == name
     rows, _ = evaluate_files(pred, truth, EvalOptions("cells"))
@@ -194,7 +193,7 @@ def test_membranes_default_options_read_isbi_truth_and_predict_probabilities(cap
     truth = isbi_cross()
     mem = (truth == 0).astype(np.float32)
     probs = np.stack([mem, 1 - mem])  # predict's _probs of an ISBI-trained net: class 0
-    with caplog.at_level("INFO", logger="biounet.evaluation.scoring"):
+    with caplog.at_level("INFO", logger="biounet.evaluation"):
         rows, summary = evaluate([("x", probs, truth)], EvalOptions("membranes"))
     assert "truth pixels of value 0 are membrane (the ISBI convention)" in caplog.text
     assert_perfect(rows[0])

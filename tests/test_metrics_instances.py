@@ -172,7 +172,7 @@ def test_input_errors() -> None:
         match_instances(a, np.zeros((4, 5), int))
     with pytest.raises(ValueError, match="integer label image.*float32.*scipy.ndimage.label"):
         seg_score(a, np.zeros((4, 4), np.float32))
-    with pytest.raises(ValueError, match="non-negative, got minimum -1"):
+    with pytest.raises(ValueError, match=r"truth must be non-negative \(.*\), got minimum -1"):
         average_precision(a - 1, a)
     with pytest.raises(ValueError, match=r"IoU threshold must be in \(0, 1\], got 1.5"):
         match_instances(a, a, threshold=1.5)

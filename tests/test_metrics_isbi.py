@@ -11,18 +11,17 @@ from skimage.metrics import adapted_rand_error as sk_adapted_rand_error
 from skimage.metrics import variation_of_information
 
 from biounet.data.synthetic import make_membranes
-from biounet.metrics.isbi import (
-    _OFFSETS,
-    _SIMPLE,
+from biounet.metrics import (
     ISBI_THRESHOLDS,
     adapted_rand_error,
     info_scores,
     isbi_scores,
     rand_scores,
-    simple_point_warp,
     topology_errors,
     warping_error,
 )
+from biounet.metrics.membranes import thin_borders
+from biounet.metrics.warping import _OFFSETS, _SIMPLE, simple_point_warp
 
 ISBI_LABEL = Path(__file__).resolve().parents[2] / "shared/data/isbi2012/labels/00.png"
 CROSS = ndi.generate_binary_structure(2, 1)
@@ -160,14 +159,12 @@ def test_isbi_thinning_forgives_thick_membranes() -> None:
 
 def test_thinning_gives_each_membrane_pixel_its_nearest_region() -> None:
     """As isbi_scores documents: nearest region pixel in Euclidean distance, none left over."""
-    from biounet.metrics.isbi import _thin
-
     labels = np.zeros((1, 9), np.int64)
     labels[0, 0], labels[0, 8] = 1, 2  # a 7-px membrane between two regions
-    np.testing.assert_array_equal(_thin(labels)[0], [1, 1, 1, 1, 1, 2, 2, 2, 2])
+    np.testing.assert_array_equal(thin_borders(labels)[0], [1, 1, 1, 1, 1, 2, 2, 2, 2])
     corner = np.zeros((5, 5), np.int64)
     corner[0, 0], corner[4, 4], corner[0, 4] = 1, 2, 3
-    thinned = _thin(corner)
+    thinned = thin_borders(corner)
     yy, xx = np.indices(corner.shape)
     seeds = {1: (0, 0), 2: (4, 4), 3: (0, 4)}
     dist = np.stack([np.hypot(yy - y, xx - x) for y, x in seeds.values()])

@@ -1,11 +1,51 @@
-"""Evaluation: predictions paired with ground truth, read as each task needs, and scored."""
+"""Evaluation: predictions paired with ground truth, read as each task needs, and scored.
 
-from biounet.evaluation.scoring import (
-    EvalOptions,
-    evaluate,
-    evaluate_files,
-    metric_keys,
-    pair_files,
-)
+:func:`evaluate` scores arrays, :func:`evaluate_files` files (:mod:`.pairing` pairs them);
+:class:`EvalOptions` says what to compute (:mod:`.options`); one scorer per task
+(:mod:`.semantic`, :mod:`.cells`, :mod:`.membranes`) reads its inputs (:mod:`.reading`) and
+scores them, and :mod:`.summary` lays out the set-level scores.
 
-__all__ = ["EvalOptions", "evaluate", "evaluate_files", "metric_keys", "pair_files"]
+The options are imported at once and load no numpy, so that the command line can build them
+cheaply; the rest is imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from biounet.evaluation.options import TASKS, EvalOptions, metric_keys
+
+if TYPE_CHECKING:
+    from biounet.evaluation.pairing import PREFERRED, pair_files
+    from biounet.evaluation.scoring import evaluate, evaluate_files
+
+#: the names imported on first use, and their modules
+_LAZY = {
+    "PREFERRED": "biounet.evaluation.pairing",
+    "pair_files": "biounet.evaluation.pairing",
+    "evaluate": "biounet.evaluation.scoring",
+    "evaluate_files": "biounet.evaluation.scoring",
+}
+
+__all__ = [
+    "PREFERRED",
+    "TASKS",
+    "EvalOptions",
+    "evaluate",
+    "evaluate_files",
+    "metric_keys",
+    "pair_files",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'biounet.evaluation' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -22,6 +22,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from biounet.metrics.contingency import contingency, label_pair
+
 __all__ = [
     "AP_THRESHOLDS",
     "InstanceAccumulator",
@@ -46,56 +48,20 @@ class _Overlaps(NamedTuple):
     iou: np.ndarray  # (P,) float64
 
 
-def _check_labels(a: np.ndarray, name: str) -> np.ndarray:
-    arr = np.asarray(a)
-    if arr.dtype == bool:
-        return arr.astype(np.int64)
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(
-            f"{name} must be an integer label image (0 = background), got dtype {arr.dtype}; "
-            "label a mask first, e.g. with scipy.ndimage.label"
-        )
-    if arr.size and arr.min() < 0:
-        raise ValueError(f"{name} labels must be non-negative, got minimum {arr.min()}")
-    return arr.astype(np.int64, copy=False)
-
-
-def _compact(x: np.ndarray) -> tuple[np.ndarray, int]:
-    """Non-negative ``x`` relabelled 0..k-1 in sorted order (``np.unique``'s inverse), and k."""
-    if x.size and int(x.max()) < 4 * x.size + 1024:
-        present = np.bincount(x) > 0
-        return (np.cumsum(present) - 1)[x], int(present.sum())
-    values, inverse = np.unique(x, return_inverse=True)
-    return inverse.ravel(), int(values.size)
-
-
 def _overlaps(truth: np.ndarray, pred: np.ndarray) -> _Overlaps:
-    t, p = _check_labels(truth, "truth"), _check_labels(pred, "pred")
-    if t.shape != p.shape:
-        raise ValueError(f"truth and pred must have the same shape, got {t.shape} and {p.shape}")
-    t, p = t.ravel(), p.ravel()
-    (t_inv, n_t), (p_inv, n_p) = _compact(t), _compact(p)
-    t_size, p_size = np.bincount(t_inv), np.bincount(p_inv)
-    # drop the background, value 0 (the first if present): truth object k is t_inv == k + t0
-    t0, p0 = int(bool(np.any(t == 0))), int(bool(np.any(p == 0)))
-    both = (t != 0) & (p != 0)
-    pairs = t_inv[both].astype(np.int64) * n_p + p_inv[both]
-    if n_t * n_p < 4 * pairs.size + 1024:  # fast path
-        counts = np.bincount(pairs)
-        keys = np.flatnonzero(counts)
-        inter = counts[keys]
-    else:
-        keys, inter = np.unique(pairs, return_counts=True)
-    ti, pi = np.divmod(keys, n_p)
-    union = t_size[ti] + p_size[pi] - inter
+    """The pairs of overlapping objects of a truth and a prediction, with their IoUs."""
+    t, p = label_pair(truth, pred)
+    c = contingency(t, p, drop_truth_zero=True, drop_pred_zero=True)
+    true_size = c.true_sizes[c.true_idx]
+    union = true_size + c.pred_sizes[c.pred_idx] - c.counts
     return _Overlaps(
-        n_true=n_t - t0,
-        n_pred=n_p - p0,
-        true_idx=ti - t0,
-        pred_idx=pi - p0,
-        inter=inter,
-        true_size=t_size[ti],
-        iou=inter / union,
+        n_true=int(c.true_sizes.size),
+        n_pred=int(c.pred_sizes.size),
+        true_idx=c.true_idx,
+        pred_idx=c.pred_idx,
+        inter=c.counts,
+        true_size=true_size,
+        iou=c.counts / union,
     )
 
 
