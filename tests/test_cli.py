@@ -1,3 +1,4 @@
+import argparse
 import re
 import subprocess
 import sys
@@ -90,7 +91,7 @@ def test_train_needs_out_and_data(capsys) -> None:
 
 
 def test_resume_refuses_changed_settings(tmp_path, capsys) -> None:
-    from biounet.config.schema import build_config, save_config
+    from biounet.config import build_config, save_config
 
     run = tmp_path / "run"
     run.mkdir()
@@ -169,3 +170,179 @@ def test_quiet_and_verbose_set_the_log_level() -> None:
     for flags, level in ((["-q"], logging.WARNING), (["-v"], logging.DEBUG), ([], logging.INFO)):
         assert main([*flags, "inspect", "narrow", "--no-flops"]) == 0
         assert log.level == level, flags
+
+
+def test_help_of_every_verb_imports_neither_torch_nor_numpy() -> None:
+    # building every verb's parser (the choices included) stays light
+    code = (
+        "import sys\n"
+        "from biounet.cli import main\n"
+        "for argv in (['--help'], ['predict', '--help'], ['demo', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('torch' in sys.modules, 'numpy' in sys.modules, file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stderr.split() == ["False", "False"]
+
+
+def choice_flags(parser: argparse.ArgumentParser, verb: str = "") -> dict[tuple[str, str], tuple]:
+    """(verb, flag's dest) -> its choices, for every flag of every verb that has choices."""
+    found = {}
+    # argparse lists a parser's flags only in its `_actions`; the verbs are a `_SubParsersAction`
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.update(choice_flags(sub, name))
+        elif action.choices is not None:
+            found[verb, action.dest] = tuple(action.choices)
+    return found
+
+
+def test_every_choice_list_is_the_library_constant() -> None:
+    # the parser keeps its choices as literal tuples (no torch at --help); each must be the
+    # library's own list, and a new flag with choices must be tied here to the list it mirrors
+    import biounet.data.annotations
+    import biounet.demo
+    import biounet.evaluation
+    import biounet.export
+    import biounet.inference.postprocess
+    import biounet.segment
+    from biounet.cli.parser import build_parser
+
+    tasks = biounet.evaluation.TASKS
+    annotation_kinds = biounet.data.annotations.ANNOTATION_KINDS
+    ties = {
+        ("demo", "task"): biounet.demo.TASKS,
+        ("demo", "annotation"): annotation_kinds,
+        ("train", "annotation"): annotation_kinds,
+        ("predict", "task"): tasks,
+        ("predict", "instance_kind"): biounet.inference.postprocess.INSTANCE_KINDS,
+        ("predict", "mask_format"): biounet.segment.MASK_FORMATS,
+        ("evaluate", "task"): tasks,
+        ("export", "format"): biounet.export.FORMATS,
+    }
+    found = choice_flags(build_parser())
+    assert sorted(found) == sorted(ties), "tie each flag with choices to its library constant"
+    for flag, choices in found.items():
+        assert choices == tuple(ties[flag]), flag
+
+
+def test_choice_flags_finds_a_new_untied_flag() -> None:
+    from biounet.cli.parser import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    sub.choices["plot"].add_argument("--style", choices=("dark", "light"))
+    assert choice_flags(parser)["plot", "style"] == ("dark", "light")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["predict", "m.pt", "x.png", "--out", "o"],
+        ["train", "DATA"],
+        ["evaluate", "pred", "truth"],
+        ["inspect", "narrow"],
+    ],
+)
+def test_global_flags_also_follow_the_verb(argv) -> None:
+    from biounet.cli.parser import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(argv).quiet is False and parse(argv).verbose == 0
+    for args in (parse(["-q", *argv]), parse([*argv, "-q"]), parse([*argv, "--quiet"])):
+        assert args.quiet is True and args.verbose == 0
+    for args in (parse(["-v", *argv]), parse([*argv, "-v"]), parse([*argv, "--verbose"])):
+        assert args.verbose == 1 and args.quiet is False
+    assert parse([*argv, "-vv"]).verbose == 2
+    # a flag given before the verb is kept when the verb's parser does not see it again
+    assert parse(["-q", *argv, "-v"]).quiet is True
+
+
+def test_quiet_and_verbose_after_the_verb_set_the_log_level() -> None:
+    import logging
+
+    log = logging.getLogger("biounet")
+    for flags, level in ((["-q"], logging.WARNING), (["-v"], logging.DEBUG), ([], logging.INFO)):
+        assert main(["inspect", "narrow", "--no-flops", *flags]) == 0
+        assert log.level == level, flags
+
+
+@pytest.mark.parametrize(
+    "error, message",
+    [
+        (ValueError("tile 13 is too small"), "tile 13 is too small"),
+        (FileNotFoundError("run/best.pt: no such checkpoint"), "run/best.pt: no such checkpoint"),
+        (FileExistsError("out holds a run"), "out holds a run"),
+        (PermissionError("out: cannot create the folder"), "out: cannot create the folder"),
+        (OSError(28, "No space left on device", "out/a.png"), "out/a.png: No space left on device"),
+        (
+            FileNotFoundError(2, "No such file or directory", "x.tif"),
+            "x.tif: No such file or directory",
+        ),
+        (
+            ImportError("ONNX export needs onnx: pip install 'biounet[export]'"),
+            "ONNX export needs onnx",
+        ),
+        (ModuleNotFoundError("No module named 'zarr'", name="zarr"), "No module named 'zarr'"),
+    ],
+)
+def test_user_errors_are_one_line_with_status_2(monkeypatch, capsys, error, message) -> None:
+    import biounet.cli.commands
+
+    def fail(args):
+        raise error
+
+    monkeypatch.setattr(biounet.cli.commands, "cmd_plot", fail)
+    assert main(["plot", "run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"biounet plot: error: {message}") and len(err.splitlines()) == 1
+    # -v (before or after the verb) shows where it came from first
+    for argv in (["-v", "plot", "run"], ["plot", "run", "-v"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("Traceback (most recent call last):") and "in fail" in err
+        assert err.splitlines()[-1].startswith(f"biounet plot: error: {message}")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        TypeError("unsupported operand"),
+        KeyError("tile"),
+        RuntimeError("CUDA error"),
+        AttributeError("'NoneType' object has no attribute 'net'"),
+        ImportError("cannot import name 'x' from 'biounet.metrics'", name="biounet.metrics"),
+        ModuleNotFoundError("No module named 'biounet.gone'", name="biounet.gone"),
+    ],
+)
+def test_unexpected_errors_show_the_traceback_with_status_1(monkeypatch, capsys, error) -> None:
+    import biounet.cli.commands
+
+    def fail(args):
+        raise error
+
+    monkeypatch.setattr(biounet.cli.commands, "cmd_plot", fail)
+    assert main(["plot", "run"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):") and "in fail" in err
+    assert f"{type(error).__name__}: " in err  # the exception, as Python shows it
+    assert err.splitlines()[-1] == (
+        f"biounet plot: unexpected error ({type(error).__name__}), likely a bug in biounet: "
+        "please report it to the developers with the traceback above"
+    )
+    assert "biounet plot: error:" not in err
+
+
+def test_interrupt_is_status_130(monkeypatch, capsys) -> None:
+    import biounet.cli.commands
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(biounet.cli.commands, "cmd_plot", interrupted)
+    assert main(["plot", "run"]) == 130
+    assert capsys.readouterr().err == "biounet plot: interrupted\n"

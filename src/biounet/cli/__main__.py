@@ -1,0 +1,7 @@
+"""``python -m biounet.cli`` (and ``torchrun ... -m biounet.cli``): the ``biounet`` command."""
+
+import sys
+
+from biounet.cli import main
+
+sys.exit(main())
