@@ -8,7 +8,7 @@ import pytest
 from biounet.cli import main
 from biounet.data import read_image, write_image
 from biounet.data.synthetic import make_dataset
-from biounet.demo import VALIDATION_NOTE, _default_run, run_demo, write_synthetic
+from biounet.demo import VALIDATION_NOTE, default_run, run_demo, write_synthetic
 
 TINY = ["--minutes", "0.1", "--size", "64", "--no-progress", "--set", "val_every=5"]
 
@@ -171,12 +171,12 @@ def test_demo_refuses_a_used_folder(demo_run, capsys) -> None:
     )
 
 
-def test_default_run_folder_is_never_reused(tmp_path, monkeypatch) -> None:
+def testdefault_run_folder_is_never_reused(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert str(_default_run()) == "biounet-demo"
+    assert str(default_run()) == "biounet-demo"
     (tmp_path / "biounet-demo").mkdir()
-    assert str(_default_run()) == "biounet-demo"  # empty: usable
+    assert str(default_run()) == "biounet-demo"  # empty: usable
     (tmp_path / "biounet-demo" / "x").write_text("")
     (tmp_path / "biounet-demo-2").mkdir()
     (tmp_path / "biounet-demo-2" / "x").write_text("")
-    assert str(_default_run()) == "biounet-demo-3"
+    assert str(default_run()) == "biounet-demo-3"

@@ -362,12 +362,18 @@ def test_instances_from_probabilities_of_an_em_net_and_a_cell_net() -> None:
         ),
         (
             lambda: instances(np.zeros((4, 4), bool), spacing=(1.0, 0.0)),
-            r"spacing must be > 0.*got \(1.0, 0.0\)",
+            r"spacing must be one positive number or 2 \(one per axis.*got \(1.0, 0.0\)",
         ),
         (lambda: membrane_regions(np.zeros((4, 4), np.uint8)), "membrane_prob must be float"),
         (lambda: membrane_regions(np.zeros((4, 4)), threshold=0), r"threshold must be in \(0, 1\)"),
-        (lambda: fill_holes(np.zeros((4, 4))), "labels must be integers, got dtype float64"),
-        (lambda: remove_small(np.array([-1, 2]), 2), "labels must be >= 0, got -1"),
+        (
+            lambda: fill_holes(np.zeros((4, 4))),
+            r"labels must be an integer label image .*got dtype float64",
+        ),
+        (
+            lambda: remove_small(np.array([-1, 2]), 2),
+            r"labels must be non-negative .*got minimum -1",
+        ),
     ],
 )
 def test_errors_name_expected_and_received(call: Callable[[], object], match: str) -> None:

@@ -14,8 +14,8 @@ import zarr
 import biounet
 from biounet import UNet, predict
 from biounet.core.device import resolve_device
-from biounet.inference import tiling
 from biounet.inference.predictor import choose_tile
+from biounet.inference.tiling import plans
 
 from .conftest import small_net
 
@@ -308,14 +308,14 @@ def test_same_padded_blending_is_consistent_with_one_pass(monkeypatch) -> None:
     net = small_net(depth=2, padding="same")
     image = np.random.default_rng(0).random((300, 313)).astype(np.float32)
     starts: list[int] = []
-    plan = tiling.plan_blend
+    plan = plans.plan_blend
 
     def spy(size, tile, overlap, align=1):
         tiles = plan(size, tile, overlap, align)
         starts.extend(t.in_start for t in tiles)
         return tiles
 
-    monkeypatch.setattr(tiling, "plan_blend", spy)
+    monkeypatch.setattr(plans, "plan_blend", spy)
     got = predict(net, image, tile_shape=128, overlap=0.5)
     assert len(starts) == 8 and all(s % 4 == 0 for s in starts)  # 4 x 4 tiles on the grid
     want = _full_pass_same(net, image, pad=32)

@@ -10,13 +10,13 @@ import torch
 import zarr
 
 from biounet.inference.tiling import (
-    _progress_bar,
     dihedral_transforms,
     mirror_indices,
     plan_blend,
     plan_crop,
     tile_apply,
 )
+from biounet.inference.tiling.apply import _progress_bar
 
 
 def crop_fn(margin: int, ndim: int):

@@ -26,19 +26,24 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from biounet.config.schema import TrainConfig, build_config
+from biounet.config import TrainConfig, build_config
 from biounet.core.checks import look_up, tqdm_disable
 from biounet.core.files import ensure_folder
 from biounet.data.layouts import Sample, find_dataset
 from biounet.data.synthetic import make_dataset
+from biounet.segment.options import PredictOptions
+
+if TYPE_CHECKING:  # torch is loaded only once the demo trains
+    from biounet.inference.trained import TrainedModel
+    from biounet.segment.outputs import Outputs
 
 log = logging.getLogger("biounet")
 
-__all__ = ["HEADLINE", "TASKS", "DemoResult", "run_demo", "write_synthetic"]
+__all__ = ["HEADLINE", "TASKS", "DemoResult", "default_run", "run_demo", "write_synthetic"]
 
 #: the scores printed at the end, per task: (keys in the evaluation summary, the first one
 #: present is shown; label)
@@ -125,7 +130,7 @@ def write_synthetic(
     return root
 
 
-def _default_run(base: str = "biounet-demo") -> Path:
+def default_run(base: str = "biounet-demo") -> Path:
     """``base`` if it does not hold a run yet, else ``base-2``, ``base-3``, ..."""
     k = 1
     while True:
@@ -138,64 +143,14 @@ def _default_run(base: str = "biounet-demo") -> Path:
 def _config(
     data_path: Path, minutes: float, overrides: list[dict[str, Any]], synthetic: bool
 ) -> TrainConfig:
+    """The ``cpu`` preset with the demo's budget, ``overrides`` and data folder."""
     base: dict[str, Any] = {"max_minutes": minutes, "iterations": 100_000}
     if synthetic:
         base["data"] = {"annotation": "instances", "val_fraction": 0.2}
         # plain cross-entropy with the paper's weight map separates touching cells best here
         # (benchmarks/weightmap_effect.py)
         base["loss"] = {"ce": 1.0, "dice": 0.0}
-    cfg = build_config("cpu", None, [base, *overrides, {"data": {"path": str(data_path)}}])
-    return cfg
-
-
-def _segment(
-    model: Any, samples: list[Sample], out: Path, *, task: str, progress: bool | None
-) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """Predict every sample and write its outputs; ``(name, prediction, truth)`` per sample.
-
-    The prediction is what ``task`` scores: the mask (semantic), instance labels (cells) or
-    the membrane probability, class 0 (membranes). Writes ``<name>_mask`` (PNG in 2D, TIFF in
-    3D), ``_labels.tif`` (cells) or ``_probs.tif`` (membranes) and, in 2D, ``_overlay.png``.
-    """
-    from tqdm.auto import tqdm
-
-    from biounet.data.io import write_image, write_labels
-    from biounet.inference.postprocess import instances_from_probabilities
-    from biounet.inference.predictor import predict
-    from biounet.segment.files import overlay
-
-    out.mkdir(parents=True, exist_ok=True)
-    axes = "CYX" if model.ndim == 2 else "CZYX"
-    pairs = []
-    bar = tqdm(samples, unit="image", desc="segmenting", disable=tqdm_disable(progress))
-    for s in bar:
-        probs = predict(model, s.image, progress=progress)  # None: tqdm decides
-        mask = probs.argmax(0).astype(np.uint8)
-        if model.config.num_classes == 2:
-            mask = mask * np.uint8(255)
-        write_image(out / f"{s.name}_mask.{'png' if model.ndim == 2 else 'tif'}", mask)
-        pred: np.ndarray = mask
-        shown, as_instances = (mask > 0).astype(np.int32), False
-        if task == "cells":
-            pred = shown = instances_from_probabilities(probs, kind="cells")
-            as_instances = True
-            write_labels(out / f"{s.name}_labels.tif", pred)
-        elif task == "membranes":
-            pred = probs[MEMBRANE_CLASS]
-            write_image(out / f"{s.name}_probs.tif", probs, axes=axes)
-            shown = instances_from_probabilities(
-                probs, kind="membranes", membrane_class=MEMBRANE_CLASS, thin=True
-            )
-            as_instances = True
-        if model.ndim == 2:
-            write_image(
-                out / f"{s.name}_overlay.png",
-                overlay(np.asarray(s.image), shown, instances=as_instances),
-            )
-        if s.annotation is None:
-            raise ValueError(f"{s.image_path}: no annotation to score the prediction against")
-        pairs.append((s.name, pred, np.asarray(s.annotation)))
-    return pairs
+    return build_config("cpu", None, [base, *overrides, {"data": {"path": str(data_path)}}])
 
 
 def _check_task(task: str | None, cfg: TrainConfig, data: str | Path | None) -> str:
@@ -215,6 +170,142 @@ def _check_task(task: str | None, cfg: TrainConfig, data: str | Path | None) -> 
                 f"got annotation {cfg.data.annotation!r}; use --annotation binary"
             )
     return task
+
+
+@dataclass
+class _Setup:
+    """What a demo trains and scores: the configuration, the task and the held-out images."""
+
+    cfg: TrainConfig
+    task: str
+    held_out: list[Sample]
+    scored_on: str
+
+
+def _synthetic_setup(
+    run: Path,
+    minutes: float,
+    overrides: list[dict[str, Any]],
+    task: str | None,
+    *,
+    n_train: int,
+    n_test: int,
+    size: int,
+    seed: int,
+) -> _Setup:
+    """Check the settings, then make the run folder and write the synthetic cells into it."""
+    train_dir, test_dir = run / "data" / "train", run / "data" / "test"
+    cfg = _config(train_dir, minutes, overrides, synthetic=True)
+    task = _check_task(task, cfg, None)
+    ensure_folder(run, "run folder")
+    log.info("writing %d + %d synthetic cell images to %s", n_train, n_test, run / "data")
+    write_synthetic(train_dir, n_train, shape=(size, size), seed=seed)
+    write_synthetic(test_dir, n_test, shape=(size, size), seed=seed + 10_000)
+    return _Setup(cfg, task, find_dataset(test_dir), "synthetic test images")
+
+
+def _dataset_setup(
+    run: Path, data: Path, minutes: float, overrides: list[dict[str, Any]], task: str | None
+) -> _Setup:
+    """Check the settings and a user's dataset (validation images held out), then make the run."""
+    from biounet.train import split
+    from biounet.train.data import load_samples
+
+    cfg = _config(data, minutes, overrides, synthetic=False)
+    task = _check_task(task, cfg, data)
+    _, held_out = split(load_samples(cfg.data), cfg.data, cfg.seed)
+    if not held_out:
+        raise ValueError(
+            f"{data}: no validation images to score; set --val-fraction above 0 or --val-names"
+        )
+    ensure_folder(run, "run folder")
+    return _Setup(cfg, task, held_out, VALIDATION_NOTE)
+
+
+def _output_options(task: str) -> PredictOptions:
+    """The outputs of a held-out image for ``task`` (see the module docstring)."""
+    return PredictOptions(
+        instances=task != "semantic",  # cells: the labels; membranes: the overlay's regions
+        instance_kind="membranes" if task == "membranes" else "cells",
+        membrane_class=MEMBRANE_CLASS,
+        probabilities=task == "membranes",  # the ISBI scores sweep their threshold
+        overlays=True,
+    )
+
+
+def _segment(
+    model: TrainedModel, samples: list[Sample], out: Path, *, task: str, progress: bool | None
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Predict every sample and write its outputs; ``(name, prediction, truth)`` per sample.
+
+    The prediction is what ``task`` scores: the mask (semantic), instance labels (cells) or
+    the membrane probability, class 0 (membranes). Writes ``<name>_mask`` (PNG in 2D, TIFF in
+    3D), ``_labels.tif`` (cells) or ``_probs.tif`` (membranes) and, in 2D, ``_overlay.png``
+    (membranes: the regions they enclose), with :func:`biounet.segment.write_outputs`.
+    """
+    from tqdm.auto import tqdm
+
+    from biounet.inference.predictor import predict  # looked up per call: tests spy on it
+    from biounet.segment import output_paths, write_outputs
+
+    out.mkdir(parents=True, exist_ok=True)
+    options = _output_options(task)
+    pairs = []
+    for s in tqdm(samples, unit="image", desc="segmenting", disable=tqdm_disable(progress)):
+        if s.annotation is None:
+            raise ValueError(f"{s.image_path}: no annotation to score the prediction against")
+        probs = predict(model, s.image, progress=progress)  # None: tqdm decides
+        targets = output_paths(s.name, out, options, model.ndim)
+        if task == "membranes":  # scored from the probabilities: the regions are only shown
+            del targets["labels"]
+        if model.ndim != 2:  # overlays are 2D pictures
+            del targets["overlay"]
+        made = write_outputs([probs], targets, options, image=s.image, source=s.name)
+        pairs.append((s.name, _prediction(task, probs, made), np.asarray(s.annotation)))
+    return pairs
+
+
+def _prediction(task: str, probs: np.ndarray, made: Outputs) -> np.ndarray:
+    """What ``task`` scores of one image: its instance labels, membrane probability or mask."""
+    if task == "membranes":
+        return np.asarray(probs[MEMBRANE_CLASS])
+    if task == "cells" and made.labels is not None:
+        return np.asarray(made.labels[0])
+    return np.asarray(made.masks[0])
+
+
+def _score(
+    pairs: list[tuple[str, np.ndarray, np.ndarray]], task: str, cfg: TrainConfig, num_classes: int
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Score the ``(name, prediction, annotation)`` pairs: rows per image and the summary."""
+    from biounet.evaluation import EvalOptions, evaluate
+
+    opts = EvalOptions(task=task)
+    if task in ("semantic", "membranes"):  # truth as the training saw it: class maps
+        from biounet.data.annotations import to_target
+
+        spec = cfg.data.annotation_spec()
+        classes = [(name, pred, to_target(t, spec).classes) for name, pred, t in pairs]
+        if task == "semantic":  # ignored pixels are -1; binary masks were written 0/255
+            pairs = [(n, p // 255 if num_classes == 2 else p, c) for n, p, c in classes]
+            opts.num_classes = num_classes
+        else:  # membrane truth: 1 on class 0 (the pixels other than the foreground value)
+            pairs = [(n, prob, (c == 0).astype(np.uint8)) for n, prob, c in classes]
+            opts.truth_foreground, opts.membrane_class = 1, MEMBRANE_CLASS
+            _warn_if_membranes_dominate(pairs)
+    return evaluate(pairs, opts)
+
+
+def _warn_if_membranes_dominate(pairs: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
+    """Warn when the membrane truth covers most pixels: the foreground is likely swapped."""
+    share = float(np.mean([t.mean() for _, _, t in pairs]))
+    if share > 0.5:
+        log.warning(
+            "membranes are %.0f%% of the truth pixels: are the membranes the foreground? "
+            "Task membranes takes the pixels other than the foreground value (--foreground) "
+            "as membrane",
+            100 * share,
+        )
 
 
 def run_demo(
@@ -271,71 +362,31 @@ def run_demo(
         ``out`` is not empty.
     """
     from biounet.checkpoint import load
-    from biounet.evaluation.scoring import EvalOptions, evaluate
     from biounet.reporting.tables import write_reports
-    from biounet.train.loop import fit, split
+    from biounet.train import fit
 
     if minutes <= 0:
         raise ValueError(f"minutes must be positive, got {minutes}")
     if data is None and (n_train < 2 or n_test < 1 or size < 32):
         raise ValueError("the demo needs n_train >= 2, n_test >= 1 and size >= 32 px")
-    run = _default_run() if out is None else Path(out)
+    run = default_run() if out is None else Path(out)
     if run.is_dir() and any(run.iterdir()):
         raise FileExistsError(f"{run} is not empty; give a new --out folder for the demo")
     t0 = time.monotonic()
     overrides = [{"seed": seed}, *(overrides or [])]
     # settings and data are checked before the run folder is made: an early error leaves none
-    if data is None:
-        train_dir, test_dir = run / "data" / "train", run / "data" / "test"
-        cfg = _config(train_dir, minutes, overrides, synthetic=True)
-        task = _check_task(task, cfg, data)
-        ensure_folder(run, "run folder")
-        log.info("writing %d + %d synthetic cell images to %s", n_train, n_test, run / "data")
-        write_synthetic(train_dir, n_train, shape=(size, size), seed=seed)
-        write_synthetic(test_dir, n_test, shape=(size, size), seed=seed + 10_000)
-        held_out = find_dataset(test_dir)
-        scored_on = "synthetic test images"
-    else:
-        cfg = _config(Path(data), minutes, overrides, synthetic=False)
-        task = _check_task(task, cfg, data)
-        samples = find_dataset(
-            cfg.data.path, ndim=cfg.data.ndim, channel_axis=cfg.data.channel_axis
+    setup = (
+        _synthetic_setup(
+            run, minutes, overrides, task, n_train=n_train, n_test=n_test, size=size, seed=seed
         )
-        _, held_out = split(samples, cfg)
-        if not held_out:
-            raise ValueError(
-                f"{data}: no validation images to score; set --val-fraction above 0 or --val-names"
-            )
-        ensure_folder(run, "run folder")
-        scored_on = VALIDATION_NOTE
+        if data is None
+        else _dataset_setup(run, Path(data), minutes, overrides, task)
+    )
     log.info("training the cpu preset for up to %.1f min into %s", minutes, run)
-    fit(cfg, run, progress=progress)
+    fit(setup.cfg, run, progress=progress)
     model = load(run)
-    pairs = _segment(model, held_out, run / "predictions", task=task, progress=progress)
-    opts = EvalOptions(task=task)
-    if task in ("semantic", "membranes"):  # truth as the training saw it: class maps
-        from biounet.data.annotations import to_target
-
-        spec = cfg.data.annotation_spec()
-        classes = [(name, pred, to_target(t, spec).classes) for name, pred, t in pairs]
-        if task == "semantic":  # ignored pixels are -1
-            pairs = [
-                (name, pred // 255 if model.config.num_classes == 2 else pred, c)
-                for name, pred, c in classes
-            ]
-            opts.num_classes = model.config.num_classes
-        else:  # membrane truth: 1 on class 0 (the pixels other than the foreground value)
-            pairs = [(name, prob, (c == 0).astype(np.uint8)) for name, prob, c in classes]
-            opts.truth_foreground, opts.membrane_class = 1, MEMBRANE_CLASS
-            share = float(np.mean([t.mean() for _, _, t in pairs]))
-            if share > 0.5:
-                log.warning(
-                    "membranes are %.0f%% of the truth pixels: are the membranes the "
-                    "foreground? Task membranes takes the pixels other than the foreground "
-                    "value (--foreground) as membrane",
-                    100 * share,
-                )
-    rows, summary = evaluate(pairs, opts)
+    pairs = _segment(model, setup.held_out, run / "predictions", task=setup.task, progress=progress)
+    rows, summary = _score(pairs, setup.task, setup.cfg, model.num_classes)
     write_reports(rows, summary, json_path=run / "evaluation.json", csv_path=run / "evaluation.csv")
     page = None
     if report:
@@ -343,4 +394,4 @@ def run_demo(
 
         page = write_report(run, progress=progress)
     minutes_taken = (time.monotonic() - t0) / 60
-    return DemoResult(run, page, task, rows, summary, minutes_taken, scored_on)
+    return DemoResult(run, page, setup.task, rows, summary, minutes_taken, setup.scored_on)

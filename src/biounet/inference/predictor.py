@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from biounet.core.checks import check_positive_int, int_tuple
 from biounet.core.device import resolve_device
 from biounet.core.runtime import auto_tune_allocator
 from biounet.data.normalize import Normalizer
 from biounet.data.views import ChannelsFirst, Normalized
-from biounet.inference.tiling import (
-    as_image_array,
-    check_batch_size,
-    check_out,
-    dihedral_transforms,
-    int_tuple,
-    tile_apply,
-)
+from biounet.inference.tiling import as_image_array, check_out, dihedral_transforms, tile_apply
 from biounet.inference.trained import TrainedModel
 from biounet.model.unet import UNet
 
@@ -54,7 +49,7 @@ def choose_tile(
         tile = int_tuple(tile_shape, "tile_shape", ndim)
         for axis, n in enumerate(tile):
             if not g.is_valid_size(n):
-                raise ValueError(f"tile_shape {tile}, axis {axis}: {g._invalid_message(n)}")
+                raise ValueError(f"tile_shape {tile}, axis {axis}: {g.invalid_size_message(n)}")
         out = g.output_shape(tile)
         stride = tuple(max(g.alignment, o // g.alignment * g.alignment) for o in out)
         if any(o < g.alignment for o in out):
@@ -81,9 +76,11 @@ def choose_tile(
     return tuple(tiles), tuple(strides)
 
 
-def _as_channels_first(image: Any, model: UNet) -> Any:
-    """Give ``image`` a leading channel axis (a view), checking dims and channels."""
-    c, nd = model.config.in_channels, model.ndim
+def _as_channels_first(image: Any, c: int, nd: int) -> Any:
+    """``image`` with a leading channel axis (a view), checked for ``c`` channels, ``nd`` dims.
+
+    ``image`` is ``(*S)`` (given one channel) or ``(C, *S)`` with ``nd`` spatial axes.
+    """
     shape = tuple(image.shape)
     if len(shape) == nd:
         if c != 1:
@@ -205,74 +202,89 @@ def predict(
     transposed too; a same-padded network is then not exactly transpose-invariant, since
     its tiles cover different parts of the image.
     """
-    normalizer: Normalizer | None = None
-    if isinstance(model, TrainedModel):
-        normalizer = model.normalizer
-        model = model.net
-    if not isinstance(model, UNet):
-        raise TypeError(
-            f"model must be a biounet.UNet or a trained model (biounet.load), got "
-            f"{type(model).__name__}"
-        )
+    net, normalizer = _network(model)
     image = as_image_array(image)
     given = tuple(int(n) for n in image.shape)
     if 0 in given:
         raise ValueError(f"the image is empty: shape {given}")
-    image = _as_channels_first(image, model)
+    image = _as_channels_first(image, net.config.in_channels, net.ndim)
     spatial = tuple(int(n) for n in image.shape[1:])
     if out is not None:
-        check_out(out, model.config.num_classes, spatial)
+        check_out(out, net.config.num_classes, spatial)
     dev = resolve_device(device)
     if batch_size is None:
         batch_size = 4 if dev.type == "cuda" else 1
-    batch_size = check_batch_size(batch_size)
-    tile, stride = choose_tile(model, spatial, tile_shape)
+    batch_size = check_positive_int(batch_size, "batch_size")
+    tile, stride = choose_tile(net, spatial, tile_shape)
     if not 0.0 <= overlap < 1.0:
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
     if normalize and normalizer is not None:
         image = Normalized(image, *normalizer.stats(image))
     if channels_last is None:
-        channels_last = dev.type == "cpu" and model.ndim == 2
+        channels_last = dev.type == "cpu" and net.ndim == 2
     if dev.type == "cpu":
         auto_tune_allocator()
-    transforms = dihedral_transforms(model.ndim) if tta else None
+    with _evaluating(net, dev, channels_last) as fn, torch.inference_mode():
+        return tile_apply(
+            fn,
+            image,
+            tile_shape=tile,
+            margin=net.margin,
+            mode="crop" if net.config.padding == "valid" else "blend",
+            stride=stride,
+            overlap=overlap,
+            align=net.geometry.alignment,
+            transforms=dihedral_transforms(net.ndim) if tta else None,
+            out=out,
+            channels=net.config.num_classes,
+            batch_size=batch_size,
+            device=dev,
+            progress=progress,
+        )
+
+
+def _network(model: UNet | TrainedModel) -> tuple[UNet, Normalizer | None]:
+    """The network of ``model`` and the normalisation its images need (None: none)."""
+    if isinstance(model, TrainedModel):
+        return model.net, model.normalizer
+    if not isinstance(model, UNet):
+        raise TypeError(
+            f"model must be a biounet.UNet or a trained model (biounet.load), got "
+            f"{type(model).__name__}"
+        )
+    return model, None
+
+
+@contextlib.contextmanager
+def _evaluating(
+    net: UNet, dev: torch.device, channels_last: bool
+) -> Iterator[Callable[[torch.Tensor], torch.Tensor]]:
+    """``net`` in eval mode on ``dev`` for a while; yields the tile function for the tiler.
+
+    The tile function maps float32 input tiles ``(B, C, *in_tile)`` to softmax probabilities
+    ``(B, K, *out_tile)`` float32. Afterwards the network's mode, device and memory format
+    are restored.
+    """
     memory_format = (
-        (torch.channels_last if model.ndim == 2 else torch.channels_last_3d)
+        (torch.channels_last if net.ndim == 2 else torch.channels_last_3d)
         if channels_last
         else torch.contiguous_format
     )
-
-    was_training = model.training
-    first = next(model.parameters())
+    was_training = net.training
+    first = next(net.parameters())
     old_device, dtype = first.device, first.dtype
-    model.eval().to(dev)
+    net.eval().to(dev)
     if channels_last:
-        model.to(memory_format=memory_format)  # type: ignore[call-overload]
+        net.to(memory_format=memory_format)  # type: ignore[call-overload]
 
     def fn(x: torch.Tensor) -> torch.Tensor:
         x = x.to(dtype=dtype).contiguous(memory_format=memory_format)  # the model's dtype
-        return torch.softmax(model(x).float(), dim=1)  # (B, K, *out_tile) float32
+        return torch.softmax(net(x).float(), dim=1)  # (B, K, *out_tile) float32
 
     try:
-        with torch.inference_mode():
-            return tile_apply(
-                fn,
-                image,
-                tile_shape=tile,
-                margin=model.margin,
-                mode="crop" if model.config.padding == "valid" else "blend",
-                stride=stride,
-                overlap=overlap,
-                align=model.geometry.alignment,
-                transforms=transforms,
-                out=out,
-                channels=model.config.num_classes,
-                batch_size=batch_size,
-                device=dev,
-                progress=progress,
-            )
+        yield fn
     finally:
-        model.train(was_training)
-        model.to(old_device)
+        net.train(was_training)
+        net.to(old_device)
         if channels_last:
-            model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+            net.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]

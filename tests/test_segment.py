@@ -10,7 +10,7 @@ import biounet
 from biounet.checkpoint import save_checkpoint
 from biounet.cli import main
 from biounet.data import Normalizer, read_image, write_image
-from biounet.segment.files import PredictOptions, expand_inputs, overlay, predict_files, shard_of
+from biounet.segment import PredictOptions, expand_inputs, overlay, predict_files, shard_of
 
 
 @pytest.fixture
