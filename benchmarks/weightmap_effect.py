@@ -28,10 +28,10 @@ def train(w0: float, minutes: float, out: Path) -> str:
     import torch
 
     torch.set_num_threads(1)
-    from biounet.config.schema import build_config
+    from biounet.config import build_config
     from biounet.data import Sample
     from biounet.data.synthetic import make_dataset
-    from biounet.train.loop import fit
+    from biounet.train import fit
 
     data = [
         Sample(f"c{i}", img[None], lab)

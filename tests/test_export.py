@@ -109,15 +109,15 @@ def test_sidecar_of_a_same_padded_3d_net(tmp_path: Path) -> None:
 
 def _off_by(monkeypatch: pytest.MonkeyPatch, delta: float) -> None:
     """Make the exported file's logits differ from the eager model's by ``delta``."""
-    import biounet.export as export
+    from biounet.export import formats
 
-    runner = export._runner
+    runner = formats.runner
 
     def shifted(format: str, tmp: Path):  # type: ignore[no-untyped-def]
         run = runner(format, tmp)
         return lambda x: run(x) + delta
 
-    monkeypatch.setattr(export, "_runner", shifted)
+    monkeypatch.setattr(formats, "runner", shifted)
 
 
 def test_failing_check_raises_one_line_and_writes_nothing(
@@ -132,9 +132,9 @@ def test_failing_check_raises_one_line_and_writes_nothing(
 
 
 def test_negative_atol_is_refused_up_front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import biounet.export as export
+    from biounet.export import formats
 
-    monkeypatch.setattr(export, "_export_torchscript", None)  # never reached
+    monkeypatch.setattr(formats, "export_torchscript", None)  # never reached
     for atol in (-1.0, float("nan")):
         with pytest.raises(ValueError, match=r"atol must be >= 0 .*, got (-1.0|nan)"):
             export_model(small_net(), tmp_path / "net.pt", tile_shape=44, atol=atol)
@@ -151,15 +151,15 @@ def test_missing_folder_is_created(tmp_path: Path) -> None:
 
 
 def test_corrupted_export_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import biounet.export as export
+    from biounet.export import formats
 
-    runner = export._runner
+    runner = formats.runner
 
     def corrupt(format: str, tmp: Path):  # type: ignore[no-untyped-def]
         run = runner(format, tmp)
         return lambda x: run(x) + 1e-3
 
-    monkeypatch.setattr(export, "_runner", corrupt)
+    monkeypatch.setattr(formats, "runner", corrupt)
     (tmp_path / "net.pt").write_bytes(b"old")
     with pytest.raises(ExportCheckError, match=r"does not match the eager model.*nothing was"):
         export_model(small_net(), tmp_path / "net.pt", tile_shape=44)
@@ -238,12 +238,12 @@ def test_onnx_falls_back_to_a_fixed_shape(
 ) -> None:
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    import biounet.export as export
+    from biounet.export import formats
 
     def unsupported(net: UNet) -> None:
         raise RuntimeError("no dynamic shapes today")
 
-    monkeypatch.setattr(export, "_dynamic_shapes", unsupported)
+    monkeypatch.setattr(formats, "dynamic_shapes", unsupported)
     net = small_net(depth=1)
     with caplog.at_level(logging.WARNING, logger="biounet.export"):
         report = export_model(net, tmp_path / "net.onnx", format="onnx", tile_shape=20)

@@ -182,13 +182,15 @@ def test_sizes_must_be_integers() -> None:
     g = Geometry(depth=4)
     with pytest.raises(TypeError, match=r"size must be an integer number of px, got 572\.7"):
         g.is_valid_size(572.7)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"axis 0 of shape \(572\.5, 572\) must be an integer"):
+    with pytest.raises(TypeError, match=r"shape must hold integers \(px\), got \(572\.5, 572\)"):
         g.output_shape((572.5, 572))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"size must be an integer number of px, got True"):
         g.output_size(True)
     with pytest.raises(TypeError, match=r"got '572'"):
         nearest_valid_sizes("572", depth=4)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"a shape must be a sequence of integers"):
+    with pytest.raises(
+        TypeError, match=r"shape must be a sequence of integers \(px per axis\), got 572"
+    ):
         output_shape(572, depth=4)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"kernel_size must be an integer, got 3\.0"):
         Geometry(depth=2, kernel_size=3.0)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ import yaml
 from PIL import Image
 
 import biounet
-from biounet.config.schema import build_config
+from biounet.config import build_config
 from biounet.data.io import write_image, write_labels
 from biounet.data.synthetic import make_dataset
 from biounet.reporting.page import write_report

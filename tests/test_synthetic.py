@@ -204,7 +204,7 @@ def test_make_dataset_is_seeded_per_item():
         (lambda: make_cells((64, 64), gap=-1), "gap must be a non-negative integer"),
         (lambda: make_cells((64, 64), gap=1.5), "gap must be a non-negative integer"),
         (lambda: make_cells((64, 64), clustering=1.5), r"clustering must be in \[0, 1\]"),
-        (lambda: make_cells((64, 64), n_cells=0), "n_cells must be at least 1"),
+        (lambda: make_cells((64, 64), n_cells=0), "n_cells must be >= 1, got 0"),
         (lambda: make_cells((64, 64), noise=-1), "noise must be non-negative"),
         (lambda: make_membranes((64, 64), membrane_width=(0, 2)), "membrane_width"),
         (lambda: make_membranes((64, 64), blur=float("nan")), "blur must be non-negative"),

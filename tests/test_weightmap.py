@@ -351,7 +351,7 @@ def test_bad_labels_are_clear_value_errors() -> None:
     with pytest.raises(ValueError, match=r"whole numbers.*nan"):
         weight_map(np.array([[0.0, np.nan]]))
     with pytest.raises(
-        ValueError, match=r"non-negative \(background 0, objects 1, 2, \.\.\.\); got minimum -3"
+        ValueError, match=r"non-negative \(background 0, objects 1, 2, \.\.\.\), got minimum -3"
     ):
         separation_borders(np.array([[0, -3], [1, 2]]))
     with pytest.raises(
@@ -360,7 +360,10 @@ def test_bad_labels_are_clear_value_errors() -> None:
         weight_map(np.zeros(5, dtype=int))
     with pytest.raises(ValueError, match=r"got a 4D array of shape \(2, 2, 2, 2\)"):
         with_separation(np.zeros((2, 2, 2, 2), dtype=int))
-    with pytest.raises(ValueError, match=r"integer label image; got dtype <U1"):
+    with pytest.raises(
+        ValueError,
+        match=r"integer label image \(0 = background, objects 1, 2, \.\.\.\), got dtype <U1",
+    ):
         weight_map(np.array([["a", "b"]]))
 
 

@@ -29,7 +29,12 @@ import numpy as np
 
 from biounet.core.checks import look_up
 
-KINDS = ("binary", "classes", "instances")
+__all__ = ["ANNOTATION_KINDS", "IGNORE_INDEX", "AnnotationSpec", "Target", "to_target"]
+
+#: the kinds of annotation image :class:`AnnotationSpec` reads (the configuration and the
+#: command line offer these names)
+ANNOTATION_KINDS = ("binary", "classes", "instances")
+#: the class of an unannotated pixel in a target; the loss skips it
 IGNORE_INDEX = -1
 
 
@@ -54,7 +59,7 @@ class AnnotationSpec:
     ignore: int | None = None
 
     def __post_init__(self) -> None:
-        look_up(self.kind, KINDS, "annotation kind")
+        look_up(self.kind, ANNOTATION_KINDS, "annotation kind")
         if self.kind != "classes" and self.num_classes != 2:
             raise ValueError(f"{self.kind!r} annotations have 2 classes, got {self.num_classes}")
         if self.num_classes < 2:
@@ -160,5 +165,6 @@ def _components(mask: np.ndarray) -> np.ndarray:
 
 
 def _listed(values: np.ndarray, most: int = 12) -> str:
+    """The first ``most`` of ``values`` and their count, for an error message."""
     shown = ", ".join(str(v) for v in values[:most].tolist())
     return f"[{shown}{', ...' if len(values) > most else ''}] ({len(values)} values)"

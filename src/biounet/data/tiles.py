@@ -164,6 +164,10 @@ def _cached(
     cfg: WeightConfig,
     compute: Any,
 ) -> np.ndarray:
+    """``compute(instances)``, cached in ``cache_dir`` (None: not cached).
+
+    The key is a hash of the labels and the weight settings.
+    """
     if cache_dir is None:
         result: np.ndarray = compute(instances)
         return result
@@ -286,4 +290,5 @@ class TileDataset(torch.utils.data.Dataset):
 
 
 def _identity(ndim: int) -> Params:
+    """The draw that changes nothing: a plain crop."""
     return Params(np.eye(ndim), np.zeros(ndim), np.zeros((ndim,) + (3,) * ndim))

@@ -32,28 +32,13 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from biounet.core.checks import is_int
+from biounet.core.checks import int_tuple, is_int, whole_px
 
 PADDINGS = ("valid", "same")
 UPSAMPLINGS = ("transposed", "nearest", "linear")
-
-
-def _size(n: object, what: str = "size") -> int:
-    """``n`` as an int; TypeError for anything else (572.5 px is refused, not truncated)."""
-    if not is_int(n):
-        raise TypeError(f"{what} must be an integer number of px, got {n!r}")
-    return int(n)
-
-
-def _shape(shape: object) -> tuple[int, ...]:
-    """``shape`` (any iterable of integers, e.g. a tuple or an ndarray) as a tuple of ints."""
-    if isinstance(shape, str) or not isinstance(shape, Iterable):
-        raise TypeError(f"a shape must be a sequence of integers (px per axis), got {shape!r}")
-    items = tuple(shape)
-    return tuple(_size(n, f"axis {axis} of shape {items}") for axis, n in enumerate(items))
 
 
 @dataclass(frozen=True)
@@ -84,11 +69,11 @@ class Geometry:
     upsample: str = "transposed"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.depth, int) or self.depth < 0:
+        if not is_int(self.depth) or self.depth < 0:
             raise ValueError(f"depth must be a non-negative integer, got {self.depth!r}")
         for name in ("kernel_size", "convs_per_block"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
+            if not is_int(value):
                 raise ValueError(f"{name} must be an integer, got {value!r}")
         if self.padding not in PADDINGS:
             raise ValueError(f"padding must be one of {PADDINGS}, got {self.padding!r}")
@@ -115,7 +100,7 @@ class Geometry:
         >>> Geometry(depth=4).trace(572)
         ([568, 280, 136, 64, 28], [52, 100, 196, 388])
         """
-        n = _size(n)
+        n = whole_px(n)
         shrink = 0 if self.padding == "same" else self.convs_per_block * (self.kernel_size - 1)
         s = n
         down: list[int] = []
@@ -143,9 +128,9 @@ class Geometry:
 
     def output_size(self, n: int) -> int:
         """Output size for input size ``n``; raises ValueError naming the nearest valid sizes."""
-        out = self._output_or_none(_size(n))
+        out = self._output_or_none(whole_px(n))
         if out is None:
-            raise ValueError(self._invalid_message(n))
+            raise ValueError(self.invalid_size_message(n))
         return out
 
     def _output_or_none(self, n: int) -> int | None:
@@ -156,7 +141,7 @@ class Geometry:
 
     def is_valid_size(self, n: int) -> bool:
         """Whether an input of ``n`` px along an axis passes through the network."""
-        return self._output_or_none(_size(n)) is not None
+        return self._output_or_none(whole_px(n)) is not None
 
     @property
     def min_input_size(self) -> int:
@@ -193,7 +178,7 @@ class Geometry:
 
     def nearest_valid_sizes(self, n: int) -> tuple[int | None, int]:
         """The largest valid size <= ``n`` (None if there is none) and the smallest >= ``n``."""
-        n = _size(n)
+        n = whole_px(n)
         below: int | None = None
         m = n
         while m >= 1:
@@ -208,12 +193,12 @@ class Geometry:
 
     def valid_sizes(self, lo: int, hi: int) -> list[int]:
         """All valid input sizes in ``[lo, hi]``."""
-        lo, hi = _size(lo, "lo"), _size(hi, "hi")
+        lo, hi = whole_px(lo, "lo"), whole_px(hi, "hi")
         return [n for n in range(max(lo, 1), hi + 1) if self.is_valid_size(n)]
 
     def input_size_for_output(self, out: int) -> int:
         """The smallest valid input size whose output is at least ``out`` px."""
-        out = _size(out, "out")
+        out = whole_px(out, "out")
         n = self.min_input_size
         step = self.alignment
         # valid sizes repeat with period 2**depth; walk in steps, then settle on the exact size
@@ -223,7 +208,15 @@ class Geometry:
                 n += 1
         return n
 
-    def _invalid_message(self, n: int) -> str:
+    def invalid_size_message(self, n: int) -> str:
+        """Why ``n`` px is not a valid input size, naming the rule and the nearest valid sizes.
+
+        Used by :meth:`output_size` and :func:`biounet.inference.predictor.predict` so that
+        every refusal of a size words it the same way.
+
+        >>> Geometry(depth=4).invalid_size_message(570)  # doctest: +ELLIPSIS
+        'size 570 px is not valid for this U-Net (depth 4, valid padding; ...are 556 or 572'
+        """
         below, above = self.nearest_valid_sizes(n)
         near = f"{below} or {above}" if below is not None and below != above else f"{above}"
         rule = (
@@ -240,17 +233,17 @@ class Geometry:
     def output_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
         """Output spatial shape for an input spatial shape; ValueError names the axis and fix."""
         out = []
-        items = _shape(shape)
+        items = int_tuple(shape, "shape")
         for axis, n in enumerate(items):
             o = self._output_or_none(n)
             if o is None:
-                raise ValueError(f"axis {axis} of shape {items}: {self._invalid_message(n)}")
+                raise ValueError(f"axis {axis} of shape {items}: {self.invalid_size_message(n)}")
             out.append(o)
         return tuple(out)
 
     def is_valid_shape(self, shape: Sequence[int]) -> bool:
         """Whether every axis of ``shape`` is a valid size."""
-        return all(self.is_valid_size(n) for n in _shape(shape))
+        return all(self.is_valid_size(n) for n in int_tuple(shape, "shape"))
 
 
 # ---------------------------------------------------------------------- functional forms

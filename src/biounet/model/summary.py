@@ -42,7 +42,9 @@ def valid_sizes_near(geometry: Geometry, near: int, count: int = 3) -> list[int]
     return below + above
 
 
-def describe(name: str, *, near: int | None = None, count: int = 3, flops: bool = True) -> str:
+def describe_preset(
+    name: str, *, near: int | None = None, count: int = 3, flops: bool = True
+) -> str:
     """A multi-line summary of preset ``name``: layers, sizes, parameters, margin, tiles."""
     preset = PRESETS[name]
     return describe_model(

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from biounet.core.checks import look_up
+from biounet.core.checks import is_int, look_up
 from biounet.model.blocks import NORMS, ConvBlock, Down, Up
 from biounet.model.geometry import PADDINGS, UPSAMPLINGS, Geometry
 from biounet.model.presets import PRESETS
@@ -62,8 +62,9 @@ class UNetConfig:
     def __post_init__(self) -> None:
         for name in ("in_channels", "num_classes", "base_width", "convs_per_block"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            object.__setattr__(self, name, int(value))  # a NumPy integer becomes a plain int
         if self.ndim not in (2, 3):
             raise ValueError(f"ndim must be 2 (images) or 3 (volumes), got {self.ndim!r}")
         look_up(self.padding, PADDINGS, "padding")
@@ -88,10 +89,7 @@ class UNetConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UNetConfig:
         """Build from a dict; an unknown key gets a did-you-mean."""
-        names = [f.name for f in fields(cls)]
-        for key in d:
-            look_up(key, names, "U-Net option")
-        return cls(**d)
+        return cls(**_checked_options(d))
 
 
 class UNet(nn.Module):
@@ -155,7 +153,7 @@ class UNet(nn.Module):
         3
         """
         name = look_up(name, list(PRESETS), "preset")
-        cfg = replace(UNetConfig(**PRESETS[name].options), **_checked_overrides(overrides))
+        cfg = replace(UNetConfig(**PRESETS[name].options), **_checked_options(overrides))
         return cls.from_config(cfg)
 
     def reset_parameters(self) -> None:
@@ -213,6 +211,7 @@ class UNet(nn.Module):
         return sum(isinstance(m, kinds) for m in self.modules())
 
     def _check_spatial_rank(self, shape: Sequence[int]) -> None:
+        """Raise ValueError unless ``shape`` has one entry per spatial axis."""
         if len(shape) != self.ndim:
             raise ValueError(
                 f"expected {self.ndim} spatial axes for this {self.ndim}D U-Net, got shape "
@@ -251,8 +250,9 @@ class UNet(nn.Module):
         )
 
 
-def _checked_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
+def _checked_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` unchanged if every key is a :class:`UNetConfig` field, else a did-you-mean."""
     names = [f.name for f in fields(UNetConfig)]
-    for key in overrides:
+    for key in options:
         look_up(key, names, "U-Net option")
-    return overrides
+    return options

@@ -1,0 +1,132 @@
+"""The one rule that puts an image's channel axis first: ``(C, *S)`` from whatever a file holds.
+
+A declared ``channel_axis`` wins; else a channel axis named by the file (TIFF/OME ``C`` or
+``S``, colour PNG); an extra axis that the file names ``Z`` or ``T`` (OME-TIFF, ImageJ) is not
+taken as channels but is an error; else an array with one axis more than ``ndim`` has its
+channels last if the last axis has at most 4 entries (RGB, RGBA), else first if the first axis
+has at most :data:`MAX_CHANNELS_FIRST`; anything else is an error asking for ``channel_axis``.
+Lazy images (Zarr) stay lazy: the channel axis is inserted or moved by a view that reads only
+what is sliced.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from biounet.data.io import ImageFile
+from biounet.data.views import ChannelsFirst
+
+__all__ = ["MAX_CHANNELS_FIRST", "to_channels_first"]
+
+#: the most entries a leading axis may have to be taken as channels without a declaration
+MAX_CHANNELS_FIRST = 16
+
+
+def _declared_depth_or_time(axes: str, ndim: int) -> str | None:
+    """The ``Z`` or ``T`` that a file names as its one axis beyond ``ndim`` spatial axes."""
+    spatial = "YX" if ndim == 2 else "ZYX"
+    extra = [a for a in axes if a not in spatial]
+    return extra[0] if len(extra) == 1 and extra[0] in "ZT" else None
+
+
+def _declared_channel_axis(axes: str, shape: tuple[int, ...], ndim: int, name: str) -> int | None:
+    """The channel axis that a file's axis letters name (``C`` or ``S``), or None.
+
+    Raises ValueError when the one extra axis is named depth (``Z``) or time (``T``): reading
+    it as channels would silently train on slices or frames as colours.
+    """
+    if len(axes) != len(shape):
+        return None
+    found = [i for i, a in enumerate(axes) if a in "CS"]
+    if len(found) == 1:
+        return found[0]
+    if not found and len(shape) == ndim + 1:
+        letter = _declared_depth_or_time(axes, ndim)
+        if letter is not None:
+            what = "depth (Z)" if letter == "Z" else "time (T)"
+            fix = (
+                "use data.ndim=3 for a 3D image"
+                if letter == "Z" and ndim == 2
+                else "split it into one file per frame"
+            )
+            raise ValueError(
+                f"{name}: the file declares axes {axes} (shape {shape}): its extra axis is "
+                f"{what}, not channels; {fix}, or declare data.channel_axis "
+                f"(channel_axis={axes.index(letter)}) to read it as channels"
+            )
+    return None
+
+
+def to_channels_first(
+    image: ImageFile | np.ndarray | Any,
+    ndim: int,
+    *,
+    channel_axis: int | None = None,
+    name: str = "image",
+) -> Any:
+    """Return ``image`` as ``(C, *S)`` with ``ndim`` spatial axes (see the module's rule).
+
+    Parameters
+    ----------
+    image : ImageFile or array-like
+        An image as read (its declared axes are used), or an array.
+    ndim : {2, 3}
+        Spatial axes.
+    channel_axis : int, optional
+        The channel axis of ``image``, if declared.
+    name : str
+        For messages (an ``ImageFile`` gives its path).
+
+    Returns
+    -------
+    array-like, shape ``(C, *S)``
+        A NumPy array (a view where possible) for NumPy input; for a lazy array (Zarr, ...)
+        the array itself when it already is channels-first, else a lazy view that reads only
+        what is sliced (``numpy.asarray`` loads it).
+
+    Examples
+    --------
+    >>> to_channels_first(np.zeros((5, 6, 3)), 2).shape  # RGB: channels last
+    (3, 5, 6)
+    >>> to_channels_first(np.zeros((5, 6)), 2).shape
+    (1, 5, 6)
+    """
+    if isinstance(image, ImageFile):
+        data, axes, name = image.data, image.axes, str(image.path)
+    else:
+        data, axes = image, None
+    shape = tuple(data.shape)
+    lazy = not isinstance(data, np.ndarray)
+    if channel_axis is None and axes is not None:
+        channel_axis = _declared_channel_axis(axes, shape, ndim, name)
+    if channel_axis is not None:
+        if not -len(shape) <= channel_axis < len(shape):
+            raise ValueError(
+                f"{name}: channel_axis {channel_axis} is out of range for shape {shape}"
+            )
+        c = channel_axis % len(shape)
+        if lazy:
+            data = data if c == 0 else ChannelsFirst(data, c)
+        else:
+            data = np.moveaxis(data, c, 0)
+    elif len(shape) == ndim:
+        data = ChannelsFirst(data, None) if lazy else data[None]
+    elif len(shape) == ndim + 1 and shape[-1] <= 4:
+        data = ChannelsFirst(data, len(shape) - 1) if lazy else np.moveaxis(data, -1, 0)
+    elif len(shape) == ndim + 1 and shape[0] <= MAX_CHANNELS_FIRST:
+        pass
+    elif len(shape) == ndim + 1:
+        raise ValueError(
+            f"{name}: shape {shape} has {len(shape)} axes but neither the first nor the last "
+            f"looks like channels; declare channel_axis"
+        )
+    else:
+        raise ValueError(
+            f"{name}: shape {shape} has {len(shape)} axes; expected {ndim} spatial axes "
+            f"({'Y, X' if ndim == 2 else 'Z, Y, X'}), optionally with one channel axis"
+        )
+    if len(data.shape) != ndim + 1:
+        raise ValueError(f"{name}: shape {shape} with channel axis {channel_axis} is not {ndim}D")
+    return data
