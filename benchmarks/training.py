@@ -26,13 +26,14 @@ from pathlib import Path
 
 import torch
 
-from biounet.config.schema import build_config
+from biounet.config import build_config
 from biounet.core.runtime import tune_allocator
 from biounet.data import Sample
 from biounet.data.synthetic import make_cells
 from biounet.reporting.runlog import read_metrics
-from biounet.train.loop import _optimizer, build_model, fit
+from biounet.train import build_model, fit
 from biounet.train.losses import dice_ce_loss
+from biounet.train.optim import build_optimizer
 
 
 def samples(n: int = 6, size: int = 512) -> list[Sample]:
@@ -75,7 +76,7 @@ def bench_bare(preset: str, iterations: int, warmup: int) -> dict[str, float]:
     x = torch.randn(b, 1, tile, tile)
     y = torch.randint(0, 2, (b, out, out))
     w = torch.rand(b, out, out) + 0.5
-    opt = _optimizer(cfg, model.parameters())
+    opt = build_optimizer(cfg.optim, model.parameters())
     times = []
     for i in range(iterations):
         t0 = time.perf_counter()

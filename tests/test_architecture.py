@@ -56,6 +56,7 @@ LAYERS: dict[str, int] = {
     "biounet.segment.*": 4,
     "biounet.evaluation.*": 4,
     "biounet.export.*": 4,
+    "biounet.describe": 4,
     # 5: what puts the stages together
     "biounet.reporting.page.*": 5,
     "biounet.demo": 5,

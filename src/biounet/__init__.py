@@ -18,37 +18,41 @@ from biounet._version import __version__
 
 if TYPE_CHECKING:
     from biounet.checkpoint import load
-    from biounet.config.schema import build_config, dump_config, resume_config
+    from biounet.config import build_config, dump_config, resume_config
     from biounet.data.io import read_image
     from biounet.data.weightmap import weight_map
-    from biounet.evaluation.scoring import EvalOptions, evaluate
-    from biounet.inference.predictor import predict
-    from biounet.inference.tiling import tile_apply
+    from biounet.evaluation import EvalOptions, evaluate
+    from biounet.inference import TrainedModel, predict, tile_apply
     from biounet.model import PRESETS, Geometry, UNet, UNetConfig
-    from biounet.train.loop import fit
+    from biounet.train import TrainResult, fit
 
+#: each public name and the module it comes from, imported on first use
 _LAZY = {
-    "UNet": "biounet.model.unet",
-    "UNetConfig": "biounet.model.unet",
-    "Geometry": "biounet.model.geometry",
-    "PRESETS": "biounet.model.presets",
-    "predict": "biounet.inference.predictor",
-    "fit": "biounet.train.loop",
+    "UNet": "biounet.model",
+    "UNetConfig": "biounet.model",
+    "Geometry": "biounet.model",
+    "PRESETS": "biounet.model",
+    "predict": "biounet.inference",
+    "tile_apply": "biounet.inference",
+    "TrainedModel": "biounet.inference",
+    "fit": "biounet.train",
+    "TrainResult": "biounet.train",
     "load": "biounet.checkpoint",
-    "tile_apply": "biounet.inference.tiling",
     "weight_map": "biounet.data.weightmap",
-    "build_config": "biounet.config.schema",
-    "dump_config": "biounet.config.schema",
-    "resume_config": "biounet.config.schema",
+    "build_config": "biounet.config",
+    "dump_config": "biounet.config",
+    "resume_config": "biounet.config",
     "read_image": "biounet.data.io",
-    "evaluate": "biounet.evaluation.scoring",
-    "EvalOptions": "biounet.evaluation.scoring",
+    "evaluate": "biounet.evaluation",
+    "EvalOptions": "biounet.evaluation",
 }
 
 __all__ = [
     "PRESETS",
     "EvalOptions",
     "Geometry",
+    "TrainResult",
+    "TrainedModel",
     "UNet",
     "UNetConfig",
     "__version__",

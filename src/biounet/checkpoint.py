@@ -35,14 +35,12 @@ from biounet.core.device import resolve_device
 from biounet.core.files import atomic_path
 from biounet.data.normalize import Normalizer
 from biounet.inference.trained import TrainedModel
-from biounet.model.summary import describe_model
 from biounet.model.unet import UNet
 
 FORMAT = "biounet-checkpoint"
 FORMAT_VERSION = 1
 
 __all__ = [
-    "describe_checkpoint",
     "load",
     "load_checkpoint",
     "rng_state",
@@ -211,34 +209,3 @@ def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") ->
         source=Path(ck["path"]),
     )
     return model.to(dev).eval()
-
-
-def describe_checkpoint(
-    path: str | os.PathLike[str], *, near: int | None = None, count: int = 3, flops: bool = True
-) -> str:
-    """:func:`~biounet.model.summary.describe_model` for a checkpoint file or run folder.
-
-    Adds what was stored beside its weights: classes, training tile and iteration, and the
-    intensity normalisation that :func:`biounet.predict` applies.
-    """
-    ck = load_checkpoint(path)
-    model = load(path)
-    norm = model.normalizer.to_dict() if model.normalizer is not None else None
-    norm_text = (
-        "none stored (images go to the network unchanged)"
-        if norm is None
-        else ", ".join(f"{k}={v}" for k, v in norm.items() if v is not None)
-    )
-    extra = [
-        f"  checkpoint: {ck['path']} (iteration {ck.get('iteration', '?')}, "
-        f"biounet {ck.get('biounet_version', '?')})",
-        f"  classes: {', '.join(model.class_names) or model.num_classes}",
-        f"  training tile: {model.tile if model.tile is not None else 'not stored'}",
-        f"  normalisation applied by predict: {norm_text}",
-    ]
-    default = 572 if model.ndim == 2 else 132
-    near = near if near is not None else model.tile or default
-    body = describe_model(
-        model.net, f"{ck['path']}: a trained U-Net", near=near, count=count, flops=flops
-    )
-    return body + "\n" + "\n".join(extra)

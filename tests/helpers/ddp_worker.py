@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 
 import biounet.train.loop
-from biounet.config.schema import build_config
+from biounet.config import build_config
 from biounet.data import Sample
 from biounet.data.synthetic import make_cells
-from biounet.train.loop import fit
+from biounet.train import fit
 
 
 def main() -> None:

@@ -1,38 +1,22 @@
-"""Training configuration: typed dataclasses, presets, YAML in and out, validated on load.
+"""The training configuration as typed dataclasses: every setting, its default and its range.
 
 A configuration is a :class:`TrainConfig` holding :class:`DataConfig`, :class:`OptimConfig`,
-:class:`LossConfig`, the network's :class:`~biounet.model.unet.UNetConfig` fields,
+:class:`LossConfig`, the network's :class:`~biounet.model.unet.UNetConfig` fields (``model``),
 the augmentation (:class:`~biounet.data.augment.AugmentConfig`) and the weight map
-(:class:`~biounet.data.tiles.WeightConfig`). It is built from a named preset, then a YAML
-file, then command-line overrides (``key.sub=value``), in that order; unknown keys get a
-did-you-mean. The resolved configuration is written into every run folder.
-
-Every value is checked against its field's type when the configuration is built, and
-converted where that is unambiguous: an int where a float is expected; a numeric string where
-a number is expected (YAML 1.1, which PyYAML follows, reads ``1e-3`` without a dot as the
-string ``"1e-3"``); an int where a string is expected (``val_names: [25, 26]``); a list where
-a tuple is expected. A bool field takes only ``true``/``false``. Anything else is a
-``ValueError`` naming the key, the expected type and the value. :meth:`TrainConfig.validate`
-then checks ranges and choices, the network options (``model``) and the normalisation
-(``data.normalize``), so a bad configuration fails before any data is read.
-
-:func:`resume_config` gives the configuration of a run to resume, with only the settings of
-:data:`RESUMABLE` changed.
+(:class:`~biounet.data.weightmap.WeightConfig`). :meth:`TrainConfig.validate` checks ranges and
+choices, the network options and the normalisation, so a bad configuration fails before any
+data is read. How a configuration is assembled (preset, YAML, overrides) is in
+:mod:`biounet.config.build`; how values are type-checked, in :mod:`biounet.config.coerce`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import os
-import types
-import typing
-from dataclasses import dataclass, field, fields, is_dataclass
-from pathlib import Path
-from typing import Any, get_type_hints
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from biounet.core.checks import look_up
-from biounet.data.annotations import AnnotationSpec
+from biounet.data.annotations import ANNOTATION_KINDS, AnnotationSpec
 from biounet.data.augment import AugmentConfig
 from biounet.data.normalize import Normalizer
 from biounet.data.weightmap import WeightConfig
@@ -40,21 +24,24 @@ from biounet.model.presets import PRESETS
 from biounet.model.unet import UNetConfig
 
 __all__ = [
-    "RESUMABLE",
-    "TRAIN_PRESETS",
+    "AMP_MODES",
+    "BEST_METRICS",
+    "OPTIMIZERS",
+    "SCHEDULES",
     "DataConfig",
     "LossConfig",
     "OptimConfig",
     "TrainConfig",
-    "build_config",
-    "check_resume",
-    "config_from_dict",
-    "dump_config",
-    "load_config",
-    "resume_changes",
-    "resume_config",
-    "save_config",
 ]
+
+#: values of :attr:`OptimConfig.name`
+OPTIMIZERS = ("sgd", "adam", "adamw")
+#: values of :attr:`OptimConfig.schedule`
+SCHEDULES = ("constant", "cosine", "poly")
+#: values of :attr:`TrainConfig.amp`
+AMP_MODES = ("off", "bf16", "fp16")
+#: values of :attr:`TrainConfig.best_metric`: the first two are better when higher
+BEST_METRICS = ("iou", "dice", "pixel_error", "loss")
 
 
 @dataclass
@@ -240,11 +227,11 @@ class TrainConfig:
         ValueError
             Naming the setting, its value and what it may be.
         """
-        look_up(self.optim.name, ("sgd", "adam", "adamw"), "optimizer")
-        look_up(self.optim.schedule, ("constant", "cosine", "poly"), "schedule")
-        look_up(self.amp, ("off", "bf16", "fp16"), "amp mode")
-        look_up(self.best_metric, ("iou", "dice", "pixel_error", "loss"), "best_metric")
-        look_up(self.data.annotation, ("binary", "classes", "instances"), "annotation kind")
+        look_up(self.optim.name, OPTIMIZERS, "optimizer")
+        look_up(self.optim.schedule, SCHEDULES, "schedule")
+        look_up(self.amp, AMP_MODES, "amp mode")
+        look_up(self.best_metric, BEST_METRICS, "best_metric")
+        look_up(self.data.annotation, ANNOTATION_KINDS, "annotation kind")
         for name in ("iterations", "batch_size", "tile", "val_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -339,425 +326,3 @@ class TrainConfig:
             return dataclasses.replace(UNetConfig(**PRESETS[name].options), **opts)
         except (TypeError, ValueError) as e:
             raise ValueError(f"model: {e}") from e
-
-
-def _preset(**kw: Any) -> dict[str, Any]:
-    return kw
-
-
-#: Training presets (each a partial :class:`TrainConfig` as a nested dict).
-TRAIN_PRESETS: dict[str, dict[str, Any]] = {
-    # the paper: its network, batch 1 with large tiles, SGD with momentum 0.99, weighted CE
-    # (w0 = 10, sigma = 5), elastic deformation (3x3 grid, 10 px), dropout 0.5, He init
-    "ronneberger2015": _preset(
-        model={"preset": "ronneberger2015"},
-        tile=572,
-        batch_size=1,
-        iterations=10000,
-        optim={"name": "sgd", "lr": 0.01, "momentum": 0.99, "schedule": "constant"},
-        loss={"ce": 1.0, "dice": 0.0},
-        weights={"w0": 10.0, "sigma": 5.0, "balance": "image"},
-        augment={"elastic_sigma": 10.0, "elastic_grid": 3},
-        val_every=500,
-    ),
-    # a usable model on a 2-core CPU in minutes: the narrow net (16..256, batch norm), tiles of
-    # 380 -> 196 px (27% of each tile's area is supervised, against 7% at 252 px), AdamW with a
-    # cosine schedule, weighted CE + Dice, oversampling objects and borders
-    "cpu": _preset(
-        model={"preset": "narrow", "dropout": 0.1},
-        tile=380,
-        batch_size=2,
-        iterations=1500,
-        optim={
-            "name": "adamw",
-            "lr": 3e-3,
-            "weight_decay": 1e-4,
-            "schedule": "cosine",
-            "warmup": 50,
-        },
-        loss={"ce": 1.0, "dice": 1.0},
-        weights={"w0": 10.0, "sigma": 5.0, "balance": "image"},
-        oversample=0.3,
-        val_every=250,
-        workers=0,
-    ),
-    # modern, for GPUs: the paper's topology with batch norm, AdamW + poly schedule,
-    # Dice + CE, bf16 mixed precision, channels-last, bigger batches
-    "gpu": _preset(
-        model={"preset": "ronneberger2015", "base_width": 32, "norm": "batch", "dropout": 0.0},
-        tile=572,
-        batch_size=8,
-        iterations=20000,
-        optim={
-            "name": "adamw",
-            "lr": 1e-3,
-            "weight_decay": 1e-4,
-            "schedule": "poly",
-            "warmup": 200,
-            "clip_grad": 12.0,
-        },
-        loss={"ce": 1.0, "dice": 1.0},
-        weights={"w0": 10.0, "sigma": 5.0, "balance": "image"},
-        oversample=0.3,
-        workers=4,
-        amp="bf16",
-        channels_last=True,
-        val_every=1000,
-    ),
-}
-
-
-# ------------------------------------------------------------------------------ dict <-> config
-def to_dict(cfg: Any) -> Any:
-    """A dataclass tree as plain dicts/lists (YAML-ready)."""
-    if is_dataclass(cfg) and not isinstance(cfg, type):
-        return {f.name: to_dict(getattr(cfg, f.name)) for f in fields(cfg)}
-    if isinstance(cfg, tuple | list):
-        return [to_dict(v) for v in cfg]
-    if isinstance(cfg, dict):
-        return {k: to_dict(v) for k, v in cfg.items()}
-    return cfg
-
-
-#: ``dict`` fields whose keys and values follow a dataclass: (section, key) -> (class, extra keys)
-_DICT_FIELDS: dict[tuple[type, str], tuple[type, dict[str, Any]]] = {
-    (TrainConfig, "model"): (UNetConfig, {"preset": str}),
-    (DataConfig, "normalize"): (Normalizer, {}),
-}
-
-
-def _type_name(hint: Any) -> str:
-    """``int``, ``float or None``, ``list of str``, ``(float, float)``: for error messages."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is type(None):
-        return "None"
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in args)
-    if origin is list:
-        return f"list of {_type_name(args[0])}"
-    if origin is tuple:
-        return "(" + ", ".join(_type_name(a) for a in args) + ")"
-    if origin is dict:
-        return "mapping"
-    if hint is bool:
-        return "bool (true or false)"
-    return getattr(hint, "__name__", str(hint))
-
-
-def _number(value: Any) -> float | None:
-    """A finite number from a number or a numeric string (``"1e-3"``), else None; bools: None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        x = float(value)
-    elif isinstance(value, str):
-        try:
-            x = float(value.strip())
-        except ValueError:
-            return None
-    else:
-        return None
-    return x if math.isfinite(x) else None
-
-
-def _coerce(value: Any, hint: Any, where: str) -> Any:
-    """``value`` checked against the type ``hint`` and converted where unambiguous.
-
-    See the module docstring for the rules; a mismatch is a ValueError naming ``where``.
-    """
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-
-    def wrong(detail: str = "") -> ValueError:
-        return ValueError(
-            f"{where}: expected {_type_name(hint)}{detail}, got {value!r} ({type(value).__name__})"
-        )
-
-    if hint is Any:
-        return value
-    if is_dataclass(hint):
-        return _build(hint, value, where)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for option in args:
-            if option is type(None):
-                continue
-            try:
-                return _coerce(value, option, where)
-            except ValueError:
-                continue
-        raise wrong()
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise wrong()
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        x = _number(value)
-        if x is not None and x.is_integer():
-            return int(x)  # "1e4" (YAML 1.1 reads it as a string) or 2.0: exact
-        raise wrong()
-    if hint is float:
-        x = _number(value)
-        if x is None:
-            raise wrong(" (a finite number)")
-        return x
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, os.PathLike):
-            return os.fspath(value)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)  # val_names: [25, 26]
-        raise wrong()
-    if origin is list or origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise wrong()
-        if origin is list:
-            return [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise wrong(f" ({len(args)} values)")
-        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise wrong()
-        return dict(value)
-    return value
-
-
-def _dict_field(value: Any, cls: type, extra: dict[str, Any], where: str) -> dict[str, Any]:
-    """A ``dict`` field holding ``cls`` fields (and ``extra`` keys): keys and values checked."""
-    if not isinstance(value, dict):
-        raise ValueError(f"{where}: expected a mapping, got {value!r} ({type(value).__name__})")
-    hints = {**get_type_hints(cls), **extra}
-    out = {}
-    for key, v in value.items():
-        look_up(key, list(hints), f"key in {where}")
-        out[key] = _coerce(v, hints[key], f"{where}.{key}")
-    return out
-
-
-def _build(cls: Any, d: dict[str, Any], where: str) -> Any:
-    """An instance of the dataclass ``cls`` from ``d``, every value type-checked (see above)."""
-    if not isinstance(d, dict):
-        raise ValueError(f"{where or 'config'}: expected a mapping, got {d!r}")
-    hints = get_type_hints(cls)
-    names = [f.name for f in fields(cls)]
-    kwargs: dict[str, Any] = {}
-    for key, value in d.items():
-        look_up(key, names, f"key in {where or 'the config'}")
-        path = f"{where}.{key}" if where else key
-        if (cls, key) in _DICT_FIELDS:
-            kwargs[key] = _dict_field(value, *_DICT_FIELDS[cls, key], path)
-        else:
-            kwargs[key] = _coerce(value, hints[key], path)
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{where or 'config'}: {e}") from e
-
-
-def config_from_dict(d: dict[str, Any]) -> TrainConfig:
-    """A validated :class:`TrainConfig` from a nested dict (e.g. :func:`to_dict`'s, or YAML's).
-
-    Missing keys take the dataclass defaults (not a preset's); see :func:`build_config`.
-    """
-    cfg: TrainConfig = _build(TrainConfig, d, "")
-    return cfg.validate()
-
-
-def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Recursively merge ``update`` into a copy of ``base`` (nested dicts merge, others replace)."""
-    out = dict(base)
-    for k, v in update.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "normalize":
-            out[k] = merge(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
-def parse_override(text: str) -> dict[str, Any]:
-    """``"optim.lr=0.001"`` -> ``{"optim": {"lr": 0.001}}`` (the value is read as YAML)."""
-    import yaml
-
-    if "=" not in text:
-        raise ValueError(f"override {text!r} must look like key.sub=value")
-    key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else ""
-    d: dict[str, Any] = {}
-    node = d
-    parts = key.strip().split(".")
-    for p in parts[:-1]:
-        node = node.setdefault(p, {})
-    node[parts[-1]] = value
-    return d
-
-
-def build_config(
-    preset: str = "cpu",
-    file: str | Path | None = None,
-    overrides: list[dict[str, Any]] | None = None,
-    **settings: Any,
-) -> TrainConfig:
-    """Preset, then the YAML ``file``, then ``overrides``, then ``settings``; validated.
-
-    ``settings`` are top-level keys, nested sections as dicts, e.g.
-    ``build_config("cpu", data={"path": "DATA"}, max_minutes=5)``; unknown keys get a
-    did-you-mean.
-    """
-    name = look_up(preset, list(TRAIN_PRESETS), "training preset")
-    d: dict[str, Any] = merge({"preset": name}, TRAIN_PRESETS[name])
-    if file is not None:
-        d = merge(d, _read_yaml(file))
-    for o in [*(overrides or []), settings]:
-        d = merge(d, o)
-    return config_from_dict(d)
-
-
-def _read_yaml(path: str | Path) -> dict[str, Any]:
-    import yaml
-
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: no such config file")
-    try:
-        d = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ValueError(f"{p}: not valid YAML ({e})") from e
-    if not isinstance(d, dict):
-        raise ValueError(f"{p}: a config file holds a mapping of keys, got {type(d).__name__}")
-    return d
-
-
-def load_config(path: str | Path) -> TrainConfig:
-    """A resolved configuration written by :func:`save_config` (e.g. ``RUN/config.yaml``)."""
-    d = _read_yaml(path)
-    try:
-        return config_from_dict(d)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from e
-
-
-def dump_config(cfg: TrainConfig) -> str:
-    """The configuration as YAML text, every field resolved (what ``config.yaml`` holds).
-
-    For printing a preset with its overrides: ``print(dump_config(build_config("gpu")))``.
-
-    >>> print(dump_config(build_config("cpu")).splitlines()[0])
-    preset: cpu
-    """
-    import yaml
-
-    text: str = yaml.safe_dump(to_dict(cfg), sort_keys=False)
-    return text
-
-
-def save_config(cfg: TrainConfig, path: str | Path) -> Path:
-    """Write the resolved configuration as YAML (atomically)."""
-    from biounet.core.files import atomic_path
-
-    with atomic_path(path) as tmp:
-        tmp.write_text(dump_config(cfg))
-    return Path(path)
-
-
-# ------------------------------------------------------------------------------ resume
-#: settings that may change when a run is resumed: they change neither the network, nor the
-#: data it sees, nor the optimisation up to the checkpoint. ``iterations`` extends (or
-#: shortens, down to the checkpoint) the run, and the schedule is fitted to the new count;
-#: ``data.path`` and ``data.val_path`` point at data that moved (``data.val_path`` cannot
-#: switch between a separate validation set and a split).
-RESUMABLE = (
-    "iterations",
-    "max_minutes",
-    "workers",
-    "checkpoint_minutes",
-    "checkpoint_every",
-    "log_every",
-    "val_every",
-    "data.path",
-    "data.val_path",
-)
-
-
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def resume_changes(before: TrainConfig, after: TrainConfig) -> dict[str, tuple[Any, Any]]:
-    """The settings that differ, as ``{dotted key: (before, after)}``, in field order."""
-    a, b = _flat(to_dict(before)), _flat(to_dict(after))
-    missing = object()
-    keys = list(dict.fromkeys([*a, *b]))
-    return {k: (a.get(k), b.get(k)) for k in keys if a.get(k, missing) != b.get(k, missing)}
-
-
-def check_resume(before: TrainConfig, after: TrainConfig, where: str) -> dict[str, Any]:
-    """Raise a ValueError if ``after`` changes settings of ``before`` outside :data:`RESUMABLE`.
-
-    Returns the changes (see :func:`resume_changes`).
-    """
-    changes = resume_changes(before, after)
-    bad = [k for k in changes if k not in RESUMABLE]
-    if "data.val_path" in changes and not (before.data.val_path and after.data.val_path):
-        bad.append("data.val_path")
-    if bad:
-        listed = ", ".join(f"{k} ({changes[k][0]!r} -> {changes[k][1]!r})" for k in bad)
-        raise ValueError(
-            f"{where}: settings that cannot change on resume: {listed}. Only "
-            f"{', '.join(RESUMABLE)} can; start a new run (another --out) to change the others"
-        )
-    return changes
-
-
-def resume_config(run: str | Path, overrides: list[dict[str, Any]] | None = None) -> TrainConfig:
-    """The configuration to resume the run folder ``run`` with: its ``config.yaml``, overridden.
-
-    Only the settings of :data:`RESUMABLE` may change (``iterations`` to extend the run,
-    ``max_minutes``, ``workers``, ``checkpoint_minutes``, ``checkpoint_every``, ``log_every``,
-    ``val_every``, ``data.path`` and ``data.val_path`` for data that moved); an override that
-    sets another one to its current value is fine. Pass the result to
-    ``fit(cfg, run, resume=True)``, which applies them all and rewrites ``config.yaml``.
-
-    Parameters
-    ----------
-    run : str or Path
-        A run folder written by :func:`biounet.fit`.
-    overrides : list of dict, optional
-        Nested settings, e.g. ``[{"iterations": 4000}, {"data": {"path": "moved/data"}}]``
-        (what :func:`parse_override` makes of ``"iterations=4000"``).
-
-    Raises
-    ------
-    FileNotFoundError
-        ``run`` holds no ``config.yaml``.
-    ValueError
-        An unknown key or a bad value, or settings that cannot change on resume (all named).
-    """
-    path = Path(run) / "config.yaml"
-    if not path.exists():
-        raise FileNotFoundError(f"{run}: nothing to resume (no config.yaml; not a run folder?)")
-    saved = load_config(path)
-    if not overrides:
-        return saved
-    d = to_dict(saved)
-    for o in overrides:
-        d = merge(d, o)
-    cfg = config_from_dict(d)
-    check_resume(saved, cfg, f"resuming {run}")
-    return cfg
-
-
-def replace(cfg: TrainConfig, **changes: Any) -> TrainConfig:
-    """A copy of ``cfg`` with top-level fields changed."""
-    return dataclasses.replace(cfg, **changes)

@@ -113,7 +113,8 @@ def int_tuple(value: object, name: str, ndim: int | None = None) -> tuple[int, .
             raise TypeError(f"{name} must be a sequence of integers (px per axis), got {value!r}")
         return (int(value),) * ndim
     if isinstance(value, str) or not isinstance(value, Iterable):
-        raise TypeError(f"{name} must be an integer or a sequence of integers, got {value!r}")
+        what = "a sequence of integers" if ndim is None else "an integer or a sequence of integers"
+        raise TypeError(f"{name} must be {what}, got {value!r}")
     items = tuple(value)
     if not all(is_int(v) for v in items):
         raise TypeError(f"{name} must hold integers (px), got {items!r}")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
-__all__ = ["resolve_device"]
+__all__ = ["process_device", "resolve_device"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -45,3 +47,14 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         if mps is None or not mps.is_available():
             raise ValueError(f"device {str(device)!r} is not available: no Apple MPS here; {fix}")
     return dev
+
+
+def process_device(device: str) -> str:
+    """``device``, but ``"auto"`` under ``torchrun`` is this process's GPU, ``cuda:LOCAL_RANK``.
+
+    So that the processes of a sharded prediction do not all share ``cuda:0``; without
+    ``torchrun`` (no ``LOCAL_RANK``) or without CUDA, ``device`` is returned unchanged.
+    """
+    if device != "auto" or "LOCAL_RANK" not in os.environ or not torch.cuda.is_available():
+        return device
+    return f"cuda:{os.environ['LOCAL_RANK']}"

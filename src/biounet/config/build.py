@@ -1,0 +1,116 @@
+"""A configuration assembled from a preset, a YAML file and overrides; YAML in and out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from biounet.config.coerce import config_from_dict, to_dict
+from biounet.config.presets import TRAIN_PRESETS
+from biounet.config.schema import TrainConfig
+from biounet.core.checks import look_up
+from biounet.core.files import atomic_path
+
+__all__ = [
+    "build_config",
+    "dump_config",
+    "load_config",
+    "merge",
+    "parse_override",
+    "save_config",
+]
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``update`` into a copy of ``base`` (nested dicts merge, others replace)."""
+    out = dict(base)
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "normalize":
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``"optim.lr=0.001"`` -> ``{"optim": {"lr": 0.001}}`` (the value is read as YAML)."""
+    import yaml
+
+    if "=" not in text:
+        raise ValueError(f"override {text!r} must look like key.sub=value")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    d: dict[str, Any] = {}
+    node = d
+    parts = key.strip().split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+    return d
+
+
+def build_config(
+    preset: str = "cpu",
+    file: str | Path | None = None,
+    overrides: list[dict[str, Any]] | None = None,
+    **settings: Any,
+) -> TrainConfig:
+    """Preset, then the YAML ``file``, then ``overrides``, then ``settings``; validated.
+
+    ``settings`` are top-level keys, nested sections as dicts, e.g.
+    ``build_config("cpu", data={"path": "DATA"}, max_minutes=5)``; unknown keys get a
+    did-you-mean.
+    """
+    name = look_up(preset, list(TRAIN_PRESETS), "training preset")
+    d: dict[str, Any] = merge({"preset": name}, TRAIN_PRESETS[name])
+    if file is not None:
+        d = merge(d, _read_yaml(file))
+    for o in [*(overrides or []), settings]:
+        d = merge(d, o)
+    return config_from_dict(d)
+
+
+def _read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping a YAML file holds; errors name the file."""
+    import yaml
+
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such config file")
+    try:
+        d = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{p}: not valid YAML ({e})") from e
+    if not isinstance(d, dict):
+        raise ValueError(f"{p}: a config file holds a mapping of keys, got {type(d).__name__}")
+    return d
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """A resolved configuration written by :func:`save_config` (e.g. ``RUN/config.yaml``)."""
+    d = _read_yaml(path)
+    try:
+        return config_from_dict(d)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from e
+
+
+def dump_config(cfg: TrainConfig) -> str:
+    """The configuration as YAML text, every field resolved (what ``config.yaml`` holds).
+
+    For printing a preset with its overrides: ``print(dump_config(build_config("gpu")))``.
+
+    >>> print(dump_config(build_config("cpu")).splitlines()[0])
+    preset: cpu
+    """
+    import yaml
+
+    text: str = yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    return text
+
+
+def save_config(cfg: TrainConfig, path: str | Path) -> Path:
+    """Write the resolved configuration as YAML (atomically)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(dump_config(cfg))
+    return Path(path)

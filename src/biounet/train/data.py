@@ -1,0 +1,86 @@
+"""The data of a run: samples found, split into training and validation, prepared once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from biounet.config.schema import DataConfig
+from biounet.data.annotations import AnnotationSpec
+from biounet.data.layouts import Sample, find_dataset
+from biounet.data.normalize import Normalizer
+from biounet.data.tiles import TrainImage, prepare
+from biounet.data.weightmap import WeightConfig
+
+__all__ = ["load_samples", "prepare_split", "split"]
+
+
+def load_samples(d: DataConfig) -> list[Sample]:
+    """The samples of ``d.path`` (any layout :func:`~biounet.data.layouts.find_dataset` reads)."""
+    if not d.path:
+        raise ValueError("no training data: set data.path (or pass samples)")
+    return find_dataset(d.path, ndim=d.ndim, channel_axis=d.channel_axis)
+
+
+def split(samples: Sequence[Sample], d: DataConfig, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """Training and validation samples: a given set, named samples, or a seeded random split.
+
+    ``d.val_path``: all of ``samples`` train, the validation set is read from there.
+    ``d.val_names``: those samples validate, the others train. Otherwise a random
+    ``d.val_fraction`` of the samples (at least one if the fraction is above 0 and there are
+    two or more), drawn with ``seed``: the same seed gives the same split.
+
+    Raises
+    ------
+    ValueError
+        For ``val_path`` together with ``val_names``, or a name no sample has.
+    """
+    d.check_validation_source()
+    if d.val_path:
+        return list(samples), find_dataset(d.val_path, ndim=d.ndim, channel_axis=d.channel_axis)
+    if d.val_names:
+        names = set(d.val_names)
+        have = {s.name for s in samples}
+        unknown = names - have
+        if unknown:
+            raise ValueError(
+                f"data.val_names: no samples named {sorted(unknown)}{_hint(unknown, have)}"
+            )
+        return [s for s in samples if s.name not in names], [s for s in samples if s.name in names]
+    n_val = round(len(samples) * d.val_fraction)
+    if d.val_fraction > 0 and n_val == 0 and len(samples) > 1:
+        n_val = 1
+    order = np.random.default_rng(seed).permutation(len(samples))
+    val = {int(i) for i in order[:n_val]}
+    return [s for i, s in enumerate(samples) if i not in val], [samples[i] for i in sorted(val)]
+
+
+def _hint(unknown: set[str], have: set[str]) -> str:
+    """Why a number may name no sample: YAML reads ``01`` as 1."""
+    padded = [
+        n
+        for n in sorted(unknown)
+        if n.isdigit() and any(h.isdigit() and h.lstrip("0") == n.lstrip("0") for h in have)
+    ]
+    if not padded:
+        return ""
+    return (
+        f"; the samples are named like {sorted(have)[0]!r}: quote names with leading zeros in "
+        'YAML ("01"), which reads 01 as the number 1'
+    )
+
+
+def prepare_split(
+    train: Sequence[Sample],
+    val: Sequence[Sample],
+    spec: AnnotationSpec,
+    norm: Normalizer,
+    weights: WeightConfig,
+    cache: Path,
+) -> tuple[list[TrainImage], list[TrainImage]]:
+    """Training images (targets, weight maps cached in ``cache``) and validation images."""
+    train_imgs = prepare(list(train), spec, norm, weights, cache_dir=cache)
+    val_imgs = prepare(list(val), spec, norm, weights) if val else []
+    return train_imgs, val_imgs

@@ -1,0 +1,152 @@
+"""Setting up a run: devices and ranks, resume checks, data, network, and the run folder.
+
+Everything that can be checked without writing is checked before the run folder exists; if
+setting up fails after that (bad data, say), a folder that this call created is removed again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from biounet.checkpoint import load_checkpoint
+from biounet.config import TrainConfig, check_resume, config_from_dict, save_config
+from biounet.core.files import clean_stale_parts, ensure_folder
+from biounet.data.layouts import Sample
+from biounet.data.normalize import Normalizer
+from biounet.data.tiles import TrainImage
+from biounet.model.unet import UNet
+from biounet.train.data import load_samples, prepare_split, split
+from biounet.train.distributed import Ranks, start
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RESUME_KEYS", "Run", "build_model", "resume_state", "set_up"]
+
+#: what a checkpoint must hold to be resumed from (``best.pt`` and exported models do not)
+RESUME_KEYS = ("iteration", "optimizer", "scheduler", "scaler", "rng")
+
+
+@dataclass
+class Run:
+    """What set-up made: where the run lives and what it trains, on which device.
+
+    ``resumed`` is the ``last.pt`` state a resumed run continues from (None for a new run);
+    ``changes`` the settings that changed since it was saved (``{key: (before, after)}``).
+    """
+
+    folder: Path
+    ranks: Ranks
+    device: torch.device
+    model: UNet
+    train_images: list[TrainImage]
+    val_images: list[TrainImage]
+    normalizer: Normalizer
+    resumed: dict[str, Any] | None = None
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+def build_model(cfg: TrainConfig, in_channels: int) -> UNet:
+    """The network of a configuration: ``model.preset`` (if any) with the other fields over it."""
+    return UNet.from_config(cfg.unet_config(in_channels))
+
+
+def resume_state(last: Path, cfg: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``last.pt`` checked for resuming with ``cfg``: the state, and the settings that changed.
+
+    The changes are those of :func:`~biounet.config.resume_changes` against the configuration
+    the checkpoint was saved with (none if it does not hold a loadable one).
+
+    Raises a ValueError for a checkpoint without the optimiser state, or one whose run
+    differed from ``cfg`` in settings that cannot change on resume.
+    """
+    state = load_checkpoint(last)
+    missing = [k for k in RESUME_KEYS if k not in state]
+    if missing:
+        raise ValueError(
+            f"{last}: not a resumable checkpoint (no {', '.join(missing)}): it holds a model "
+            "only (like best.pt or an exported model); use it with biounet predict, or start a "
+            "new run"
+        )
+    before = None
+    if isinstance(state.get("train_config"), dict):
+        try:
+            before = config_from_dict(state["train_config"])
+        except ValueError as e:  # written by another version: nothing to compare with
+            log.warning("%s: its training configuration does not load (%s)", last, e)
+    changes = check_resume(before, cfg, f"resuming {last}") if before is not None else {}
+    if cfg.iterations < int(state["iteration"]):
+        raise ValueError(
+            f"iterations={cfg.iterations} is below the iteration of {last} "
+            f"({state['iteration']}); give at least that many"
+        )
+    return state, changes
+
+
+def _set_global_state(cfg: TrainConfig, device: torch.device, ranks: Ranks) -> None:
+    """Determinism and the seed (``fit`` restores the previous flags when it returns)."""
+    if cfg.amp != "off" and device.type != "cuda" and ranks.main:
+        log.warning("amp=%r needs CUDA: training in float32 on the %s", cfg.amp, device)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=False)
+        torch.backends.cudnn.benchmark = False
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.manual_seed(cfg.seed)
+
+
+def set_up(cfg: TrainConfig, folder: Path, *, resume: bool, samples: list[Sample] | None) -> Run:
+    """Check, then create the run: ranks and device, resume state, data, network, folder.
+
+    Raises FileNotFoundError (nothing to resume, missing data), FileExistsError (``folder``
+    holds a run and ``resume`` is False) and ValueError (bad data, an unresumable checkpoint).
+    """
+    ranks = Ranks.from_env()
+    device = start(ranks)
+    _set_global_state(cfg, device, ranks)
+    last = folder / "last.pt"
+    resumed: dict[str, Any] | None = None
+    changes: dict[str, Any] = {}
+    if resume:
+        if not last.exists():
+            raise FileNotFoundError(f"{last}: nothing to resume (no last.pt in {folder})")
+        resumed, changes = resume_state(last, cfg)
+    elif ranks.main and last.exists():
+        raise FileExistsError(f"{folder} already holds a run; use --resume or another --out")
+    # everything that can be checked without writing, before the run folder exists
+    train_s, val_s = split(
+        load_samples(cfg.data) if samples is None else samples, cfg.data, cfg.seed
+    )
+    if not train_s:
+        raise ValueError("no training samples left after the validation split")
+    spec, norm = cfg.data.annotation_spec(), Normalizer.from_dict(cfg.data.normalize)
+    created = ranks.main and not folder.exists()
+    if ranks.main:
+        ensure_folder(folder, "run folder")
+        clean_stale_parts(folder)  # left by a process killed while writing (only rank 0 writes)
+        # other ranks may be writing weight maps to the cache now: spare recent files
+        clean_stale_parts(folder / "cache", min_age=0.0 if ranks.world == 1 else 3600.0)
+    try:
+        train_imgs, val_imgs = prepare_split(
+            train_s, val_s, spec, norm, cfg.weights, folder / "cache"
+        )
+        model = build_model(cfg, int(train_imgs[0].image.shape[0]))
+        if resumed is not None:
+            try:
+                model.load_state_dict(resumed["state_dict"])
+            except RuntimeError as e:
+                raise ValueError(
+                    f"{last}: its network does not fit this configuration and data ({e})"
+                ) from e
+    except BaseException:
+        if created:  # nothing but what this call wrote (the weight-map cache)
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    if ranks.main:
+        save_config(cfg, folder / "config.yaml")
+    return Run(folder, ranks, device, model, train_imgs, val_imgs, norm, resumed, changes)
