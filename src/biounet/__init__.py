@@ -11,10 +11,10 @@ fast; torch is loaded on first use of a name that needs it.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from biounet._version import __version__
+from biounet.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from biounet.checkpoint import load
@@ -68,14 +68,4 @@ __all__ = [
     "weight_map",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'biounet' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

@@ -195,23 +195,39 @@ def check_labels(
 
 
 # --------------------------------------------------------------------------------- spacing
-def check_spacing(spacing: Spacing, ndim: int, name: str = "spacing") -> tuple[float, ...]:
-    """The pixel size per axis as ``ndim`` positive finite floats (None: 1 per axis).
+def check_spacing(spacing: Spacing, ndim: int | None, name: str = "spacing") -> tuple[float, ...]:
+    """The pixel size per axis as positive finite floats (None: 1 per axis).
 
-    One number is used for every axis.
+    With ``ndim``, one number is used for every axis and the result has ``ndim`` values;
+    ``ndim=None`` (the axes are not known yet, as in a configuration) takes one number or any
+    number of them and returns them as given.
 
     >>> check_spacing(None, 2), check_spacing(2, 3), check_spacing([50, 4, 4], 3)
     ((1.0, 1.0), (2.0, 2.0, 2.0), (50.0, 4.0, 4.0))
+    >>> check_spacing([50, 4, 4], None)
+    (50.0, 4.0, 4.0)
     """
     if spacing is None:
-        return (1.0,) * ndim
+        return (1.0,) * (ndim or 1)
     try:
         s = np.atleast_1d(np.asarray(spacing, dtype=np.float64))
     except (TypeError, ValueError):
         s = np.array([math.nan])
-    if s.ndim != 1 or s.size not in (1, ndim) or not np.all(np.isfinite(s)) or np.any(s <= 0):
+    sizes = (1, ndim) if ndim is not None else (s.size,)
+    if (
+        s.ndim != 1
+        or not s.size
+        or s.size not in sizes
+        or not np.all(np.isfinite(s))
+        or np.any(s <= 0)
+    ):
+        if ndim is None:
+            raise ValueError(
+                f"{name} must be positive pixel sizes, one per spatial axis (e.g. [50, 4, 4]) "
+                f"or one for all, got {spacing!r}"
+            )
         raise ValueError(
             f"{name} must be one positive number or {ndim} (one per axis of the {ndim}D "
             f"image); got {spacing!r}"
         )
-    return tuple(float(v) for v in np.broadcast_to(s, (ndim,)))
+    return tuple(float(v) for v in (s if ndim is None else np.broadcast_to(s, (ndim,))))

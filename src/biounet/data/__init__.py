@@ -6,10 +6,8 @@ data for demos and tests.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from biounet.core.files import clean_stale_parts
+from biounet.core.lazy import lazy_exports
 from biounet.data.annotations import IGNORE_INDEX, AnnotationSpec, Target, to_target
 from biounet.data.io import (
     ImageFile,
@@ -67,10 +65,4 @@ _LAZY = {
     "make_membranes": "biounet.data.synthetic",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'biounet.data' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

@@ -6,7 +6,7 @@ weight map; computed once per image and optionally cached on disk). :class:`Tile
 then yields random training tiles: an input tile with the valid network's margin of context
 around its output tile, mirrored at the image borders, augmented with one draw applied
 identically to image, target and weights. It is a ``torch.utils.data.Dataset`` whose items
-depend only on ``(seed, epoch, index)``, so they are reproducible with any number of
+depend only on ``(seed, index)``, so they are reproducible with any number of
 data-loader workers.
 """
 
@@ -200,9 +200,9 @@ class TileDataset(torch.utils.data.Dataset):
     augment : AugmentConfig, optional
         None: plain crops.
     length : int
-        Tiles per epoch.
+        Number of tiles (items).
     seed : int
-        Items depend only on ``(seed, epoch, index)``.
+        Items depend only on ``(seed, index)``.
     oversample : float
         Probability of centring a tile on an object or border pixel rather than anywhere.
 
@@ -235,19 +235,15 @@ class TileDataset(torch.utils.data.Dataset):
         self.length = int(length)
         self.seed = int(seed)
         self.oversample = float(oversample)
-        self.epoch = 0
         sizes = np.array([math.prod(t.classes.shape) for t in self.images], np.float64)
         self._p = sizes / sizes.sum()
-
-    def set_epoch(self, epoch: int) -> None:
-        """Draw a different set of tiles for each epoch."""
-        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        # the 0 stood for an epoch that nothing changed: kept, so a seed draws the tiles it drew
+        rng = np.random.default_rng([self.seed, 0, int(index)])
         t = self.images[int(rng.choice(len(self.images), p=self._p))]
         shape = t.classes.shape
         if self.oversample and len(t.focus) and rng.random() < self.oversample:

@@ -11,9 +11,9 @@ cheaply; the rest is imported on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from biounet.core.lazy import lazy_exports
 from biounet.evaluation.options import TASKS, EvalOptions, metric_keys
 
 if TYPE_CHECKING:
@@ -38,14 +38,4 @@ __all__ = [
     "pair_files",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'biounet.evaluation' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

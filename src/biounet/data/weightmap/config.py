@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from biounet.core.checks import look_up
+from biounet.core.checks import check_spacing, look_up
 from biounet.data.weightmap.borders import BORDER_ON
 
 __all__ = ["BALANCES", "WeightConfig"]
@@ -67,27 +66,10 @@ class WeightConfig:
                 relation = "> 0" if strict else ">= 0"
                 raise ValueError(f"weights.{name} must be a finite number {relation}, got {v!r}")
         if self.spacing is not None:
-            object.__setattr__(self, "spacing", _spacing(self.spacing))
+            # the images decide the number of axes; prepare checks that it fits
+            spacing = check_spacing(self.spacing, None, "weights.spacing")
+            object.__setattr__(self, "spacing", spacing)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (for YAML and the cache key)."""
         return asdict(self)
-
-
-def _spacing(raw: Sequence[float] | float) -> tuple[float, ...]:
-    """``raw`` as positive pixel sizes, one or one per axis (the image's axes are not known).
-
-    :func:`biounet.core.checks.check_spacing` needs the number of axes, which a configuration
-    does not have: the images decide it, and :func:`biounet.data.tiles.prepare` checks it.
-    """
-    values = (raw,) if isinstance(raw, int | float) else raw
-    try:
-        spacing = tuple(float(v) for v in values)
-    except (TypeError, ValueError):
-        spacing = ()
-    if not spacing or not all(math.isfinite(v) and v > 0 for v in spacing):
-        raise ValueError(
-            "weights.spacing must be positive pixel sizes, one per spatial axis (e.g. "
-            f"[50, 4, 4]) or one for all, got {raw!r}"
-        )
-    return spacing
