@@ -275,6 +275,10 @@ def test_quiet_and_verbose_after_the_verb_set_the_log_level() -> None:
     "error, message",
     [
         (ValueError("tile 13 is too small"), "tile 13 is too small"),
+        (
+            FloatingPointError("the loss became nan at iteration 3; lower optim.lr"),
+            "the loss became nan at iteration 3; lower optim.lr",
+        ),
         (FileNotFoundError("run/best.pt: no such checkpoint"), "run/best.pt: no such checkpoint"),
         (FileExistsError("out holds a run"), "out holds a run"),
         (PermissionError("out: cannot create the folder"), "out: cannot create the folder"),

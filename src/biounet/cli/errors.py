@@ -24,14 +24,15 @@ def is_user_error(e: BaseException) -> bool:
     """Whether ``e`` says what the user must change, rather than that biounet has a bug.
 
     ValueError and OSError (FileNotFoundError, FileExistsError, PermissionError, a full disk,
-    ...) are the user's. So is an ImportError, e.g. of an optional extra such as
+    ...) are the user's, and so is a FloatingPointError (a loss that diverged: its message
+    names the learning rate to lower). So is an ImportError, e.g. of an optional extra such as
     ``biounet[export]`` that is not installed, unless it is a failed import of biounet's own
     code.
     """
     if isinstance(e, ImportError):
         name = e.name or ""
         return name != "biounet" and not name.startswith("biounet.")
-    return isinstance(e, ValueError | OSError)
+    return isinstance(e, ValueError | OSError | FloatingPointError)
 
 
 def user_message(e: BaseException) -> str:
