@@ -4,11 +4,16 @@ import numpy as np
 import pytest
 
 from biounet.core.checks import (
+    InputTypeError,
+    check_fraction,
     check_labels,
+    check_nonnegative_int,
     check_positive_int,
+    check_probabilities,
     check_spacing,
     int_tuple,
     is_int,
+    is_whole,
     look_up,
     whole_px,
 )
@@ -41,6 +46,18 @@ def test_whole_float_labels_only_when_asked() -> None:
         check_labels(np.array([[0.0, 1.5]]), whole_floats=True)
     with pytest.raises(ValueError, match=r"whole numbers .*nan"):
         check_labels(np.array([np.nan]), whole_floats=True)
+    with pytest.raises(ValueError, match=r"whole numbers .*inf"):
+        check_labels(np.array([0.0, np.inf]), whole_floats=True)
+
+
+def test_negative_labels_only_when_asked() -> None:
+    assert check_labels(np.array([-1, 2]), allow_negative=True).tolist() == [-1, 2]
+    assert check_labels(np.array([-1.0, 2.0]), whole_floats=True, allow_negative=True).tolist() == [
+        -1,
+        2,
+    ]
+    with pytest.raises(ValueError, match="non-negative"):
+        check_labels(np.array([-1, 2]))
 
 
 def test_spacing_per_axis_or_one_for_all() -> None:
@@ -63,13 +80,69 @@ def test_integers_and_sizes() -> None:
     assert int_tuple(8, "tile", 3) == (8, 8, 8) and int_tuple(np.array([4, 6]), "tile", 2) == (4, 6)
     with pytest.raises(ValueError, match=r"tile \(4, 6\) has 2 axes; the image has 3"):
         int_tuple((4, 6), "tile", 3)
-    with pytest.raises(TypeError, match=r"tile must hold integers \(px\), got \(4, 6\.5\)"):
+    with pytest.raises(
+        TypeError, match=r"axis 1 of tile \(4, 6\.5\) must be an integer number of px, got 6\.5"
+    ):
         int_tuple((4, 6.5), "tile", 2)
+    with pytest.raises(TypeError, match=r"axis 0 of tile \(4\.5, 6\.0\) must be .*got 4\.5$"):
+        int_tuple(np.array([4.5, 6.0]), "tile", 2)  # NumPy scalars shown as plain numbers
     with pytest.raises(TypeError, match="shape must be a sequence of integers"):
         int_tuple("44", "shape")
     assert check_positive_int(2, "batch_size") == 2
     with pytest.raises(TypeError, match="batch_size must be a positive integer, got 1.0"):
         check_positive_int(1.0, "batch_size")
+    assert check_nonnegative_int(np.int8(0), "depth") == 0
+    with pytest.raises(ValueError, match=r"depth must be >= 0, got -1"):
+        check_nonnegative_int(-1, "depth")
+    with pytest.raises(TypeError, match=r"depth must be a non-negative integer, got 2\.0"):
+        check_nonnegative_int(2.0, "depth")
+    assert is_whole(3) and is_whole(np.float32(4.0)) and is_whole(-2.0)
+    assert not any(is_whole(v) for v in (4.5, True, float("inf"), float("nan"), "3", None))
+
+
+def test_wrong_types_from_users_are_input_type_errors() -> None:
+    """The command line reports these as the user's mistake; they remain TypeErrors."""
+    calls = [
+        lambda: whole_px(572.5),
+        lambda: check_positive_int(1.0, "batch_size"),
+        lambda: check_nonnegative_int("0", "depth"),
+        lambda: int_tuple((4, 6.5), "tile"),
+        lambda: int_tuple("44", "shape"),
+        lambda: check_fraction("0.5", "threshold"),
+    ]
+    for call in calls:
+        with pytest.raises(InputTypeError):
+            call()
+    assert issubclass(InputTypeError, TypeError)
+
+
+def test_probabilities_and_fractions() -> None:
+    p = np.array([0.0, 0.5, 1.0 + 1e-7], np.float32)  # a float32 softmax may pass 1 a little
+    assert check_probabilities(p, "probs") is p
+    assert check_probabilities(np.zeros(0), "probs").size == 0
+    with pytest.raises(
+        ValueError,
+        match=r"membrane_prob must lie in \[0, 1\] \(probabilities\), got values in \[0, 255\]; "
+        r"scale it first \(8-bit maps: divide by 255; logits: apply a softmax\)",
+    ):
+        check_probabilities(np.array([0, 255], np.uint8), "membrane_prob")
+    with pytest.raises(
+        ValueError, match=r"probs\[1\] must lie in \[0, 1\] .*got values in \[-0\.5, 1\]"
+    ):
+        check_probabilities(np.array([-0.5, 1.0]), "probs[1]")
+    with pytest.raises(
+        ValueError, match=r"^x must lie in \[0, 1\] \(probabilities\), got NaN or infinite"
+    ):
+        check_probabilities(np.array([0.5, np.nan]), "x")
+    with pytest.raises(ValueError, match="got values in"):
+        check_probabilities(np.array([1.0 + 1e-3]), "x", tol=1e-6)
+    assert check_probabilities(np.array([1.0 + 1e-3]), "x", tol=1e-2).size == 1
+    assert check_fraction(np.float32(0.25), "threshold") == 0.25
+    for bad in (0, 1, 1.5, float("nan"), True):
+        with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\), got"):
+            check_fraction(bad, "threshold")
+    with pytest.raises(TypeError, match=r"threshold must be a number in \(0, 1\), got '0\.5'"):
+        check_fraction("0.5", "threshold")
 
 
 def test_look_up_suggests_the_nearest_choice() -> None:

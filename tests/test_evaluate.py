@@ -128,6 +128,19 @@ def test_evaluate_command_writes_json_and_csv(tmp_path, capsys) -> None:
     assert "no such file or folder" in capsys.readouterr().err
 
 
+def test_class_maps_are_read_as_predict_writes_them() -> None:
+    # 0/255 is the 2-class mask predict writes; other values are class indices, even when a
+    # map of more classes holds two of them only (0/3 used to be read as a 0/255 mask)
+    truth = np.array([[0, 3], [3, 0]])
+    rows, _ = evaluate(
+        [("a", truth.astype(np.uint8), truth)], EvalOptions("semantic", num_classes=4)
+    )
+    assert rows[0]["pixel_error"] == 0.0
+    mask = (truth > 0).astype(np.uint8) * 255
+    rows, _ = evaluate([("a", mask, truth > 0)], EvalOptions("semantic"))
+    assert rows[0]["pixel_error"] == 0.0
+
+
 def test_size_mismatch_is_named() -> None:
     with pytest.raises(ValueError, match=r"img: prediction \(5, 5\) and truth \(6, 6\) differ"):
         evaluate([("img", np.zeros((5, 5), int), np.zeros((6, 6), int))], EvalOptions("semantic"))

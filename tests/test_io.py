@@ -6,6 +6,8 @@ from PIL import Image
 
 from biounet.core.files import atomic_path
 from biounet.data import (
+    mask_classes,
+    mask_values,
     read_image,
     read_image_file,
     write_image,
@@ -55,6 +57,12 @@ def test_masks_and_probabilities(tmp_path) -> None:
     mask = RNG.random((9, 11)) > 0.5
     write_mask(tmp_path / "m.png", mask)
     np.testing.assert_array_equal(read_image(tmp_path / "m.png"), mask.astype(np.uint8) * 255)
+    classes = RNG.integers(0, 3, (2, 9, 11))
+    write_mask(tmp_path / "c.tif", classes, 3, axes="ZYX")  # more classes: the class index
+    back = read_image(tmp_path / "c.tif")
+    assert back.dtype == np.uint8 and np.array_equal(back, classes)
+    with pytest.raises(ValueError, match=r"class indices must be 0\.\.1, got 0\.\.2"):
+        write_mask(tmp_path / "bad.png", classes[0])
     probs = RNG.random((2, 9, 11)).astype(np.float32)
     write_probabilities(tmp_path / "p.tif", probs)
     np.testing.assert_array_equal(read_image(tmp_path / "p.tif"), probs)
@@ -229,11 +237,40 @@ def test_labels_beyond_32_bits_are_refused(tmp_path) -> None:
     labels = np.array([[0, 2**32]], dtype=np.int64)
     with pytest.raises(ValueError, match=r"l\.tif: label 4294967296 does not fit 32 bits"):
         write_labels(tmp_path / "l.tif", labels)
-    with pytest.raises(ValueError, match="must be whole numbers"):
+    with pytest.raises(ValueError, match=r"l\.tif: instance labels must hold whole numbers .*0\.5"):
         write_labels(tmp_path / "l.tif", np.array([[0.5, 1.0]]))
     write_labels(tmp_path / "ok.tif", np.array([[0, 2**32 - 1]]))  # the largest that fits
     assert read_image(tmp_path / "ok.tif").max() == 2**32 - 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.tif"]
+
+
+def test_labels_that_are_not_finite_name_the_file(tmp_path) -> None:
+    # inf used to pass the whole-number test and then fail as an OverflowError
+    with pytest.raises(
+        ValueError, match=r"inf\.tif: instance labels must hold whole numbers .*inf"
+    ):
+        write_labels(tmp_path / "inf.tif", np.array([[0.0, np.inf]]))
+    with pytest.raises(ValueError, match=r"neg\.tif: instance labels must be non-negative .*-1"):
+        write_labels(tmp_path / "neg.tif", np.array([[0, -1]]))
+    write_labels(tmp_path / "f.tif", np.array([[0.0, 3.0]]))  # whole floats are labels
+    assert read_image(tmp_path / "f.tif").tolist() == [[0, 3]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.tif"]
+
+
+def test_two_class_masks_are_0_255_and_read_back_as_0_1() -> None:
+    classes = np.array([[0, 1], [1, 0]])
+    values = mask_values(classes, 2)
+    assert values.dtype == np.uint8 and values.tolist() == [[0, 255], [255, 0]]
+    assert mask_classes(values).tolist() == classes.tolist()
+    three = np.array([0, 2, 1, 2])
+    assert mask_values(three, 3).tolist() == [0, 2, 1, 2]
+    assert mask_classes(mask_values(three, 3)).tolist() == [0, 2, 1, 2]
+    assert mask_classes(np.full(3, 255, np.uint8)).tolist() == [1, 1, 1]  # all foreground
+    assert mask_classes(np.zeros(3, np.uint8)).tolist() == [0, 0, 0]
+    assert mask_classes(np.array([0, 3])).tolist() == [0, 3]  # class indices stay
+    assert mask_classes(np.array([True, False])).dtype == np.int64
+    with pytest.raises(ValueError, match="up to 256 classes"):
+        mask_values(np.zeros(3, int), 300)
 
 
 # --- atomic writes --------------------------------------------------------------------------

@@ -162,8 +162,19 @@ def test_annotation_errors_list_the_values() -> None:
         to_target(np.array([[0, 3, 9, 1]]), AnnotationSpec("classes", num_classes=3))
     with pytest.raises(ValueError, match="declared foreground value 7 is not among"):
         to_target(np.array([[0, 255]]), AnnotationSpec("binary", foreground=7))
-    with pytest.raises(ValueError, match="non-integer floats"):
+    with pytest.raises(
+        ValueError, match=r"mask must hold whole numbers .*float64 values such as 0\.5"
+    ):
         to_target(np.array([[0.5, 1.0]]), AnnotationSpec("binary"))
+    with pytest.raises(ValueError, match=r"m\.png must be non-negative .*got minimum -3"):
+        to_target(np.array([[0, 5, -3]]), AnnotationSpec("instances"), name="m.png")
+    # an ignored value may be negative, and ignored pixels are not checked
+    t = to_target(np.array([[0, 5, -1]]), AnnotationSpec("instances", ignore=-1))
+    assert t.instances.tolist() == [[0, 5, 0]] and t.classes.tolist() == [[0, 1, -1]]
+    t = to_target(np.array([[0.0, 2.0, -1.0]]), AnnotationSpec("classes", num_classes=3, ignore=-1))
+    assert t.classes.tolist() == [[0, 2, -1]]
+    with pytest.raises(ValueError, match=r"class values must be 0\.\.2, found \[-2\]"):
+        to_target(np.array([[0, 1, -2]]), AnnotationSpec("classes", num_classes=3))
     with pytest.raises(
         ValueError, match="unknown annotation kind 'instance': did you mean 'instances'"
     ):

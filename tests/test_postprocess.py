@@ -315,7 +315,7 @@ def test_instances_from_probabilities_of_an_em_net_and_a_cell_net() -> None:
         ),
         (
             lambda: semantic(np.full((2, 4, 4), 3.0), threshold=0.5),
-            r"\[0, 1\], got values in \[3, 3\]; apply a softmax",
+            r"\[0, 1\] \(probabilities\), got values in \[3, 3\]; .*apply a softmax",
         ),
         (lambda: instances(np.full((2, 4, 4), np.nan)), "NaN"),
         (
@@ -379,3 +379,21 @@ def test_instances_from_probabilities_of_an_em_net_and_a_cell_net() -> None:
 def test_errors_name_expected_and_received(call: Callable[[], object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_counts_and_classes_may_be_whole_floats_but_nothing_else() -> None:
+    mask = np.zeros((6, 6), bool)
+    mask[1:3, 1:3] = mask[4:6, 4:6] = True
+    assert instances(mask, min_size=4.0).max() == 2  # type: ignore[arg-type]
+    probs = np.stack([~mask, mask]).astype(np.float32)
+    assert instances(probs, foreground_class=1.0).max() == 2  # type: ignore[arg-type]
+    regions = instances_from_probabilities(probs, kind="membranes", membrane_class=0.0)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(regions, membrane_regions(probs[0]))
+    for bad in (float("inf"), float("nan"), None, "4"):
+        with pytest.raises(ValueError, match="min_size must be a whole number of pixels >= 0"):
+            instances(mask, min_size=bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="foreground_class must be class indices >= 0"):
+            instances(probs, foreground_class=bad)  # type: ignore[arg-type]
+    for bad in (float("inf"), float("nan"), "0", 0.5):  # (None: the default class 0)
+        with pytest.raises(ValueError, match="is not a class of probs"):
+            instances_from_probabilities(probs, kind="membranes", membrane_class=bad)  # type: ignore[arg-type]

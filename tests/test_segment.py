@@ -10,6 +10,8 @@ import biounet
 from biounet.checkpoint import save_checkpoint
 from biounet.cli import main
 from biounet.data import Normalizer, read_image, write_image
+from biounet.data.normalize import apply_normalization
+from biounet.reporting.pictures import display_scale
 from biounet.segment import PredictOptions, expand_inputs, overlay, predict_files, shard_of
 
 
@@ -117,6 +119,17 @@ def test_overlay_picture() -> None:
     assert tuple(rgb[5, 5]) == (255, 255, 0)  # outline
     assert rgb[7, 7, 0] > rgb[7, 7, 1]  # red tint inside
     assert tuple(rgb[0, 0]) == (0, 0, 0)
+
+
+def test_pictures_are_scaled_by_the_one_normalisation() -> None:
+    img = np.random.default_rng(3).normal(100, 20, (40, 30)).astype(np.float32)
+    grey = display_scale(img)
+    stats = Normalizer("percentile", low=1.0, high=99.8).stats(img[None])
+    np.testing.assert_array_equal(grey, np.clip(apply_normalization(img[None], *stats)[0], 0, 1))
+    lo, hi = np.percentile(img, [1, 99.8])  # the scaling as it was written before
+    np.testing.assert_allclose(grey, np.clip((img - lo) / (hi - lo), 0, 1), atol=1e-6)
+    assert display_scale(np.full((4, 4), 7.0)).max() == 0.0  # flat: no division by 0
+    assert display_scale(np.zeros((0, 5))).shape == (0, 5)
 
 
 def test_predict_command(model_path, images, tmp_path, capsys) -> None:

@@ -145,9 +145,9 @@ def test_config_round_trip() -> None:
     ("kwargs", "message"),
     [
         (dict(ndim=4), "ndim must be 2"),
-        (dict(in_channels=0), "in_channels must be a positive integer"),
+        (dict(in_channels=0), "in_channels must be >= 1, got 0"),
         (dict(dropout=1.0), r"dropout must be in \[0, 1\)"),
-        (dict(depth=-1), "depth must be a non-negative integer"),
+        (dict(depth=-1), "depth must be >= 0, got -1"),
     ],
 )
 def test_bad_configuration_messages(kwargs: dict, message: str) -> None:

@@ -15,7 +15,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from biounet.core.checks import look_up
+from biounet.core.checks import check_positive_int, look_up
 from biounet.data.annotations import ANNOTATION_KINDS, AnnotationSpec
 from biounet.data.augment import AugmentConfig
 from biounet.data.normalize import Normalizer
@@ -226,6 +226,9 @@ class TrainConfig:
         ------
         ValueError
             Naming the setting, its value and what it may be.
+        biounet.core.checks.InputTypeError
+            A count (``iterations``, ``batch_size``, ``tile``, ...) that is not an integer, in
+            a configuration made in code (a YAML file's values are converted when it is read).
         """
         look_up(self.optim.name, OPTIMIZERS, "optimizer")
         look_up(self.optim.schedule, SCHEDULES, "schedule")
@@ -233,8 +236,7 @@ class TrainConfig:
         look_up(self.best_metric, BEST_METRICS, "best_metric")
         look_up(self.data.annotation, ANNOTATION_KINDS, "annotation kind")
         for name in ("iterations", "batch_size", "tile", "val_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+            check_positive_int(getattr(self, name), name)
         o, loss, d = self.optim, self.loss, self.data  # weights: WeightConfig checks itself
         at_least_zero = {
             "max_minutes": self.max_minutes,

@@ -11,6 +11,8 @@ from biounet.core.lazy import lazy_exports
 from biounet.data.annotations import IGNORE_INDEX, AnnotationSpec, Target, to_target
 from biounet.data.io import (
     ImageFile,
+    mask_classes,
+    mask_values,
     read_image,
     read_image_file,
     write_image,
@@ -45,6 +47,8 @@ __all__ = [
     "load_stacks",
     "make_cells",
     "make_membranes",
+    "mask_classes",
+    "mask_values",
     "prepare",
     "read_image",
     "read_image_file",

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from biounet.core.checks import look_up
+from biounet.core.checks import check_labels, look_up
 
 __all__ = ["ANNOTATION_KINDS", "IGNORE_INDEX", "AnnotationSpec", "Target", "to_target"]
 
@@ -92,15 +92,8 @@ def to_target(annotation: np.ndarray, spec: AnnotationSpec, *, name: str = "mask
     >>> t.classes.tolist(), t.instances.max()
     ([[0, 1], [1, 0]], np.int32(2))
     """
-    a = np.asarray(annotation)
-    if a.dtype.kind == "f":
-        if not np.all(np.isfinite(a)) or not np.array_equal(a, np.round(a)):
-            raise ValueError(f"{name}: annotations must hold whole numbers, got non-integer floats")
-        a = a.astype(np.int64)
-    elif a.dtype.kind == "b":
-        a = a.astype(np.uint8)
-    elif a.dtype.kind not in "iu":
-        raise ValueError(f"{name}: annotations must be integers, got dtype {a.dtype}")
+    # whole numbers of any sign: the kinds check the values (a class map may ignore -1)
+    a = check_labels(annotation, name, whole_floats=True, allow_negative=True)
     ignore = a == spec.ignore if spec.ignore is not None else np.zeros(a.shape, bool)
     values = np.unique(a[~ignore]) if ignore.any() else np.unique(a)
 
@@ -146,11 +139,7 @@ def to_target(annotation: np.ndarray, spec: AnnotationSpec, *, name: str = "mask
         classes = a.astype(np.int64)
         instances = _components(classes > 0)
     else:
-        if len(values) and values.min() < 0:
-            raise ValueError(
-                f"{name}: instance labels must be >= 0, found {_listed(values[values < 0])}"
-            )
-        instances = np.where(ignore, 0, a).astype(np.int32)
+        instances = check_labels(np.where(ignore, 0, a), name).astype(np.int32)
         classes = (instances > 0).astype(np.int64)
     classes[ignore] = IGNORE_INDEX
     return Target(classes, instances, ignore)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from biounet.core.checks import InputTypeError, check_labels, check_positive_int
 from biounet.core.files import atomic_path
 
 READ_EXTENSIONS = (".png", ".tif", ".tiff", ".npy", ".zarr", ".jpg", ".jpeg", ".bmp")
@@ -28,12 +29,17 @@ WRITE_EXTENSIONS = (".png", ".tif", ".tiff", ".npy", ".zarr")
 #: axis letters ``write_image(..., axes=...)`` accepts (TIFF and Zarr): time, channel, depth,
 #: height, width, colour samples, and Q for an axis of unknown meaning
 AXES_LETTERS = "TCZYXSQ"
+#: the value of class 1 in the file of a 2-class mask (class 0 is 0): visible in any viewer
+MASK_ON = 255
 
 __all__ = [
+    "MASK_ON",
     "READ_EXTENSIONS",
     "ImageFile",
     "file_stem",
     "is_image_file",
+    "mask_classes",
+    "mask_values",
     "read_image",
     "read_image_file",
     "write_image",
@@ -210,7 +216,7 @@ def _check_axes(p: Path, axes: str | None, arr: np.ndarray) -> str | None:
     if axes is None:
         return None
     if not isinstance(axes, str):
-        raise TypeError(f"{p}: axes must be a string such as 'CZYX', got {axes!r}")
+        raise InputTypeError(f"{p}: axes must be a string such as 'CZYX', got {axes!r}")
     a = axes.upper()
     bad = sorted(set(a) - set(AXES_LETTERS))
     if len(a) != arr.ndim or bad or len(set(a.replace("Q", ""))) != len(a.replace("Q", "")):
@@ -316,14 +322,43 @@ def write_image(path: str | os.PathLike[str], array: Any, *, axes: str | None = 
     return p
 
 
-def write_mask(path: str | os.PathLike[str], mask: np.ndarray, *, value: int = 255) -> Path:
-    """Write a binary or class mask as 8-bit (binary masks scaled to 0/``value``)."""
+def mask_values(classes: Any, num_classes: int) -> np.ndarray:
+    """Class indices ``0 .. num_classes - 1`` as a mask file holds them: uint8, 2 classes 0/255.
+
+    Two classes are written 0/255, visible in any viewer; more (up to 256) as the class index.
+    :func:`mask_classes` reads them back.
+
+    >>> mask_values(np.array([[0, 1], [1, 0]]), 2).tolist(), mask_values([0, 2, 1], 3).tolist()
+    ([[0, 255], [255, 0]], [0, 2, 1])
+    """
+    k, c = check_positive_int(num_classes, "num_classes"), np.asarray(classes)
+    if k > 256 or c.dtype.kind not in "biu":
+        raise ValueError(f"a mask holds up to 256 classes as integers, got {k} of dtype {c.dtype}")
+    if c.size and (c.min() < 0 or c.max() >= k):
+        raise ValueError(f"class indices must be 0..{k - 1}, got {c.min()}..{c.max()}")
+    m = c.astype(np.uint8)
+    return m * np.uint8(MASK_ON) if k == 2 else m
+
+
+def mask_classes(mask: Any) -> np.ndarray:
+    """A mask file's class indices (int64), the inverse of :func:`mask_values`.
+
+    Only 0 and 255 (255 present): a 2-class mask, classes 0 and 1; else the indices as they are.
+
+    >>> mask_classes(np.array([0, 255, 255], np.uint8)).tolist(), mask_classes([0, 2]).tolist()
+    ([0, 1, 1], [0, 2])
+    """
     m = np.asarray(mask)
-    if m.dtype == np.bool_:
-        m = m.astype(np.uint8) * np.uint8(value)
-    elif m.size and (m.min() < 0 or m.max() > 255):
-        raise ValueError(f"{path}: mask values {m.min()}..{m.max()} do not fit 8 bits")
-    return write_image(path, m.astype(np.uint8))
+    if m.size and m.max() == MASK_ON and np.all((m == 0) | (m == MASK_ON)):
+        return np.asarray(m == MASK_ON, dtype=np.int64)
+    return m.astype(np.int64)
+
+
+def write_mask(
+    path: str | os.PathLike[str], classes: Any, num_classes: int = 2, *, axes: str | None = None
+) -> Path:
+    """Write class indices (bool: 2 classes) as :func:`mask_values` gives them (8-bit)."""
+    return write_image(path, mask_values(classes, num_classes), axes=axes)
 
 
 def write_labels(
@@ -332,16 +367,10 @@ def write_labels(
     """Write instance labels as 16-bit (if they fit) or 32-bit unsigned integers.
 
     TIFF, Zarr and ``.npy`` take both; PNG 16-bit only. ``axes`` as for :func:`write_image`.
-    Labels must be whole numbers in ``0 .. 2**32 - 1``.
+    Labels must be whole numbers (floats too) in ``0 .. 2**32 - 1``.
     """
     lab = np.asarray(labels)
-    if lab.dtype.kind == "f":
-        if lab.size and not np.array_equal(lab, np.round(lab)):
-            raise ValueError(f"{path}: instance labels must be whole numbers, got {lab.dtype}")
-    elif lab.dtype.kind not in "iub":
-        raise ValueError(f"{path}: instance labels must be integers, got dtype {lab.dtype}")
-    if lab.size and lab.min() < 0:
-        raise ValueError(f"{path}: instance labels must be >= 0, got {lab.min()}")
+    check_labels(lab, f"{path}: instance labels", whole_floats=True)
     top = int(lab.max()) if lab.size else 0
     if top > np.iinfo(np.uint32).max:
         raise ValueError(

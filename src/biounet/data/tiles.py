@@ -34,7 +34,12 @@ from biounet.data.augment import (
 )
 from biounet.data.layouts import Sample
 from biounet.data.normalize import Normalizer
-from biounet.data.weightmap import WeightConfig, weight_map, with_separation
+from biounet.data.weightmap import (
+    WeightConfig,
+    balanced_class_weights,
+    weight_map,
+    with_separation,
+)
 
 __all__ = ["TileDataset", "TrainImage", "class_weights_of", "prepare"]
 
@@ -64,8 +69,8 @@ def class_weights_of(classes: Sequence[np.ndarray], num_classes: int) -> np.ndar
     counts = np.zeros(num_classes, np.float64)
     for c in classes:
         counts += np.bincount(c[c >= 0].ravel(), minlength=num_classes)[:num_classes]
-    counts = np.maximum(counts, 1.0)
-    weights: np.ndarray = (counts.max() / counts).astype(np.float32)
+    # a class without pixels counts as one pixel: the largest weight, not a division by 0
+    weights: np.ndarray = balanced_class_weights(np.maximum(counts, 1.0)).astype(np.float32)
     return weights
 
 

@@ -134,12 +134,14 @@ class EvalOptions:
 
 
 def check_options(options: EvalOptions) -> None:
-    """Raise a ValueError for an unknown task or a threshold outside (0, 1)."""
-    from biounet.core.checks import look_up
+    """Raise a ValueError for an unknown task or a threshold outside (0, 1).
+
+    A threshold that is not a number raises :class:`~biounet.core.checks.InputTypeError`.
+    """
+    from biounet.core.checks import check_fraction, look_up
 
     look_up(options.task, TASKS, "task")
-    if not 0 < options.threshold < 1:
-        raise ValueError(f"threshold must be in (0, 1), got {options.threshold}")
+    check_fraction(options.threshold, "threshold")
 
 
 def selected_metrics(options: EvalOptions, choices: Sequence[str]) -> set[str] | None:

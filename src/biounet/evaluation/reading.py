@@ -13,6 +13,9 @@ import logging
 
 import numpy as np
 
+from biounet.core.checks import check_probabilities
+from biounet.data.io import mask_classes
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -26,14 +29,6 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------------ semantic
-def _binary_classes(pred: np.ndarray) -> np.ndarray:
-    """Class indices of an integer map: two values, the larger above 1 (0/255), are 0 and 1."""
-    values = np.unique(pred)
-    if len(values) <= 2 and values.max(initial=0) > 1:  # a 0/255 mask
-        return np.asarray(pred == values.max()).astype(np.int64)
-    return pred.astype(np.int64)
-
-
 def class_map(pred: np.ndarray, ndim: int, threshold: float) -> np.ndarray:
     """The class of each pixel of a semantic prediction.
 
@@ -42,7 +37,7 @@ def class_map(pred: np.ndarray, ndim: int, threshold: float) -> np.ndarray:
     pred : numpy.ndarray, shape ``(C, *S)`` or ``(*S)``
         Probabilities (argmax; with two classes, class 1 where ``p[1] > threshold`` unless
         the threshold is 0.5), a float map (1 where ``p > threshold``), a 0/255 mask (0 and
-        1) or class indices.
+        1, :func:`~biounet.data.io.mask_classes`) or class indices.
     ndim : int
         The number of axes of the truth, ``len(S)``.
     threshold : float
@@ -59,7 +54,7 @@ def class_map(pred: np.ndarray, ndim: int, threshold: float) -> np.ndarray:
         return classes
     if pred.dtype.kind == "f":
         return (pred > threshold).astype(np.int64)
-    return _binary_classes(pred)
+    return mask_classes(pred)
 
 
 def truth_classes(
@@ -149,15 +144,9 @@ def membrane_prob(name: str, pred: np.ndarray, ndim: int, membrane_class: int) -
     elif pred.dtype.kind == "f":
         prob = np.asarray(pred)
     else:  # a class map as predict writes it: 0/255 (255 = class 1) or class indices
-        values = np.unique(pred)
-        classes = pred // 255 if values.max(initial=0) == 255 and set(values) <= {0, 255} else pred
-        prob = (classes == membrane_class).astype(np.float32)
+        prob = (mask_classes(pred) == membrane_class).astype(np.float32)
     prob = prob.astype(np.result_type(prob.dtype, np.float32), copy=False)  # values kept
-    if prob.size and not (np.isfinite(prob).all() and prob.min() >= 0 and prob.max() <= 1):
-        raise ValueError(
-            f"{name}: a membrane probability must lie in [0, 1], got [{prob.min()}, "
-            f"{prob.max()}]; scale it first (8-bit maps: divide by 255)"
-        )
+    check_probabilities(prob, f"{name}: a membrane probability")
     return prob
 
 

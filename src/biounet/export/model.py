@@ -82,8 +82,8 @@ def export_model(
     ValueError
         Unknown format (with a did-you-mean), an invalid tile shape, a negative or NaN
         ``atol``, or ``opset`` with TorchScript.
-    TypeError
-        A tile shape that is not integers.
+    biounet.core.checks.InputTypeError
+        A tile shape that is not integers (a TypeError).
     FileExistsError, PermissionError
         The folder of ``path`` cannot be made or written.
     ImportError

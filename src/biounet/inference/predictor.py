@@ -177,10 +177,11 @@ def predict(
         values (or values beyond float32's range; the first such pixel is named), an invalid
         ``tile_shape`` (naming the nearest valid sizes), a wrong ``out`` and an unavailable
         device.
+    biounet.core.checks.InputTypeError
+        (A TypeError) For a non-integer ``tile_shape`` or ``batch_size``, a complex image, or
+        an ``out`` that is not an array.
     TypeError
-        For a model that is neither a trained model nor a :class:`~biounet.UNet`, a
-        non-integer ``tile_shape`` or ``batch_size``, a complex image, or an ``out`` that is
-        not an array.
+        For a model that is neither a trained model nor a :class:`~biounet.UNet`.
 
     Notes
     -----

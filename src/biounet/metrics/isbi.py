@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from biounet.core.checks import check_probabilities
 from biounet.metrics.contingency import check_same_shape
 from biounet.metrics.membranes import check_membrane_mask, label_regions, thin_borders
 from biounet.metrics.rand_info import Table, count_table, info_from_table, rand_from_table
@@ -77,11 +78,7 @@ def isbi_scores(
     prob = np.asarray(membrane_prob, dtype=np.float64)
     truth = check_membrane_mask(truth_membrane, "truth_membrane")
     check_same_shape(prob, truth, "membrane_prob and truth_membrane")
-    if prob.size and not (np.isfinite(prob).all() and 0 <= prob.min() and prob.max() <= 1):
-        raise ValueError(
-            f"membrane_prob must lie in [0, 1], got [{prob.min()}, {prob.max()}]; scale it "
-            "first (8-bit maps: divide by 255)"
-        )
+    check_probabilities(prob, "membrane_prob")
     ths = [float(th) for th in thresholds]
     if not ths or min(ths) < 0 or max(ths) > 1:
         raise ValueError(f"thresholds must be a non-empty sequence in [0, 1], got {ths}")

@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from biounet.core.checks import int_tuple, is_int, whole_px
+from biounet.core.checks import check_nonnegative_int, check_positive_int, int_tuple, whole_px
 
 PADDINGS = ("valid", "same")
 UPSAMPLINGS = ("transposed", "nearest", "linear")
@@ -69,20 +69,14 @@ class Geometry:
     upsample: str = "transposed"
 
     def __post_init__(self) -> None:
-        if not is_int(self.depth) or self.depth < 0:
-            raise ValueError(f"depth must be a non-negative integer, got {self.depth!r}")
-        for name in ("kernel_size", "convs_per_block"):
-            value = getattr(self, name)
-            if not is_int(value):
-                raise ValueError(f"{name} must be an integer, got {value!r}")
+        check_nonnegative_int(self.depth, "depth")
+        check_positive_int(self.convs_per_block, "convs_per_block")
+        if check_positive_int(self.kernel_size, "kernel_size") % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd integer, got {self.kernel_size}")
         if self.padding not in PADDINGS:
             raise ValueError(f"padding must be one of {PADDINGS}, got {self.padding!r}")
         if self.upsample not in UPSAMPLINGS:
             raise ValueError(f"upsample must be one of {UPSAMPLINGS}, got {self.upsample!r}")
-        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be a positive odd integer, got {self.kernel_size}")
-        if self.convs_per_block < 1:
-            raise ValueError(f"convs_per_block must be >= 1, got {self.convs_per_block}")
 
     # ------------------------------------------------------------------ per axis
     @property

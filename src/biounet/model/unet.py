@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from biounet.core.checks import is_int, look_up
+from biounet.core.checks import check_positive_int, look_up
 from biounet.model.blocks import NORMS, ConvBlock, Down, Up
 from biounet.model.geometry import PADDINGS, UPSAMPLINGS, Geometry
 from biounet.model.presets import PRESETS
@@ -61,10 +61,8 @@ class UNetConfig:
 
     def __post_init__(self) -> None:
         for name in ("in_channels", "num_classes", "base_width", "convs_per_block"):
-            value = getattr(self, name)
-            if not is_int(value) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-            object.__setattr__(self, name, int(value))  # a NumPy integer becomes a plain int
+            value = check_positive_int(getattr(self, name), name)
+            object.__setattr__(self, name, value)  # a NumPy integer becomes a plain int
         if self.ndim not in (2, 3):
             raise ValueError(f"ndim must be 2 (images) or 3 (volumes), got {self.ndim!r}")
         look_up(self.padding, PADDINGS, "padding")

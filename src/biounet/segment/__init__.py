@@ -2,13 +2,15 @@
 
 ``inputs`` (paths, folders and patterns expanded; shards), ``options`` (what to write, checked
 up front), ``outputs`` (output names; :func:`write_outputs` turns probabilities into masks,
-instance labels, probabilities and overlays), ``files`` (:func:`predict_files`).
+instance labels, probabilities and overlays), ``files`` (:func:`predict_files`). The
+overlays are drawn by :func:`biounet.reporting.pictures.overlay`, re-exported here.
 """
 
+from biounet.reporting.pictures import overlay
 from biounet.segment.files import predict_files
 from biounet.segment.inputs import expand_inputs, shard_of
 from biounet.segment.options import MASK_FORMATS, PredictOptions, check_options
-from biounet.segment.outputs import Outputs, output_paths, overlay, write_outputs
+from biounet.segment.outputs import Outputs, output_paths, write_outputs
 
 __all__ = [
     "MASK_FORMATS",

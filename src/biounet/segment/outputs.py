@@ -29,17 +29,22 @@ from typing import Any
 
 import numpy as np
 
-from biounet.data.io import write_image, write_labels, write_probabilities
+from biounet.data.io import (
+    mask_values,
+    write_image,
+    write_labels,
+    write_mask,
+    write_probabilities,
+)
+from biounet.reporting.pictures import overlay
 from biounet.segment.options import PredictOptions
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "Outputs",
-    "display_scale",
     "output_paths",
     "outputs_exist",
-    "overlay",
     "scored_suffix",
     "write_outputs",
 ]
@@ -136,10 +141,8 @@ def write_outputs(
     Outputs
         The files written, the class maps and the instance labels.
     """
-    ndim = pages[0].ndim - 1
-    masks = np.stack([p.argmax(0) for p in pages]).astype(np.uint8)
-    if pages[0].shape[0] == 2:
-        masks = masks * np.uint8(255)  # binary masks: 0/255, visible in any viewer
+    ndim, num_classes = pages[0].ndim - 1, pages[0].shape[0]
+    classes = np.stack([p.argmax(0) for p in pages])
     labels = None
     if "labels" in targets or ("overlay" in targets and options.instances):
         labels = np.stack([_instance_labels(p, options) for p in pages])
@@ -150,7 +153,7 @@ def write_outputs(
     written: dict[str, Path] = {}
     if "mask" in targets:
         axes = None if ndim == 2 and not stack else "ZYX"
-        written["mask"] = write_image(targets["mask"], one(masks), axes=axes)
+        written["mask"] = write_mask(targets["mask"], one(classes), num_classes, axes=axes)
     if "labels" in targets and labels is not None:
         written["labels"] = write_labels(targets["labels"], one(labels))
     if "probs" in targets:
@@ -163,12 +166,12 @@ def write_outputs(
         if ndim == 2:
             if stack:
                 log.info("%s: the overlay shows the first of %d pages", source, len(pages))
-            shown = labels[0] if labels is not None else (masks[0] > 0).astype(np.int32)
+            shown = labels[0] if labels is not None else (classes[0] > 0).astype(np.int32)
             picture = overlay(image, shown, instances=labels is not None)
             written["overlay"] = write_image(targets["overlay"], picture)
         else:
             log.warning("%s: overlays are drawn for 2D images only", source)
-    return Outputs(written, masks, labels)
+    return Outputs(written, mask_values(classes, num_classes), labels)
 
 
 def _instance_labels(probs: np.ndarray, options: PredictOptions) -> np.ndarray:
@@ -182,57 +185,6 @@ def _instance_labels(probs: np.ndarray, options: PredictOptions) -> np.ndarray:
             probs, kind="membranes", membrane_class=o.membrane_class, **kw
         )
     return instances_from_probabilities(probs, kind="cells", **o.postprocess)
-
-
-def overlay(image: np.ndarray, labels: np.ndarray, *, instances: bool = False) -> np.ndarray:
-    """An RGB picture of a 2D image: the image in grey, objects tinted, their outlines drawn.
-
-    Parameters
-    ----------
-    image : array-like, ``(C, Y, X)`` or ``(Y, X)``
-        The first channel is shown, scaled from its 1st to its 99.8th percentile.
-    labels : numpy.ndarray of int, ``(Y, X)``
-        A class map (objects > 0 tinted red) or, with ``instances``, instance labels (each
-        object in its own colour).
-    instances : bool
-        Colour and outline each object of ``labels`` on its own.
-
-    Returns
-    -------
-    numpy.ndarray of uint8, ``(Y, X, 3)``
-        Outlines are yellow.
-    """
-    from skimage.segmentation import find_boundaries
-
-    img = np.asarray(image, dtype=np.float32)
-    img = img[0] if img.ndim == 3 else img
-    grey = display_scale(img)
-    rgb = np.repeat(grey[..., None], 3, axis=2)
-    fg = labels > 0
-    if instances and labels.max() > 0:
-        rng = np.random.default_rng(0)
-        colours = rng.uniform(0.3, 1.0, size=(int(labels.max()) + 1, 3))
-        tint = colours[labels]
-    else:
-        tint = np.broadcast_to(np.array([1.0, 0.2, 0.2]), rgb.shape)
-    rgb = np.where(fg[..., None], 0.6 * rgb + 0.4 * tint, rgb)
-    edges = (
-        find_boundaries(labels, mode="inner") if instances else find_boundaries(fg, mode="inner")
-    )
-    rgb[edges] = [1.0, 1.0, 0.0]
-    out: np.ndarray = (rgb * 255).round().astype(np.uint8)
-    return out
-
-
-def display_scale(image: np.ndarray) -> np.ndarray:
-    """``image`` scaled for viewing: its 1st percentile to 0, its 99.8th to 1, clipped.
-
-    >>> display_scale(np.arange(1001.0))[[0, 10, 998, 1000]].round(3).tolist()
-    [0.0, 0.0, 1.0, 1.0]
-    """
-    lo, hi = np.percentile(image, [1, 99.8]) if image.size else (0.0, 1.0)
-    out: np.ndarray = np.clip((image - lo) / max(hi - lo, 1e-6), 0, 1)
-    return out
 
 
 def scored_suffix(task: str, instances: bool) -> str:

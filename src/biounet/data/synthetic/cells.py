@@ -9,7 +9,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.special import ndtr
 
-from biounet.core.checks import check_positive_int
+from biounet.core.checks import check_positive_int, is_whole
 from biounet.data.synthetic.checks import check_nonnegative, check_range, check_shape
 from biounet.data.synthetic.labels import clean_labels
 from biounet.data.synthetic.noise import Seed, add_noise, smooth_noise
@@ -71,7 +71,7 @@ def make_cells(
     r_lo, r_hi = check_range(radius, "radius", low=0.5)
     if not 0.0 <= clustering <= 1.0:
         raise ValueError(f"clustering must be in [0, 1], got {clustering}")
-    if int(gap) != gap or gap < 0:
+    if not is_whole(gap) or gap < 0:
         raise ValueError(f"gap must be a non-negative integer (px), got {gap}")
     check_nonnegative(blur=blur, noise=noise)
     rng = np.random.default_rng(seed)

@@ -1,14 +1,18 @@
-"""Argument checks shared by the post-processing functions: scores, probabilities, sizes."""
+"""Argument checks shared by the post-processing functions: scores, shapes, sizes.
+
+The probability range and thresholds are checked as everywhere else, by
+:func:`biounet.core.checks.check_probabilities` and :func:`~biounet.core.checks.check_fraction`.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from biounet.core.checks import is_whole
+
 __all__ = [
     "check_connectivity",
-    "check_fraction",
     "check_min_size",
-    "check_probabilities",
     "check_probs",
     "check_spatial",
 ]
@@ -35,27 +39,9 @@ def check_spatial(a: np.ndarray, name: str) -> np.ndarray:
     return a
 
 
-def check_probabilities(p: np.ndarray, name: str, tol: float = 1e-6) -> None:
-    """Raise unless every value of ``p`` is a probability in [0, 1] (up to ``tol``)."""
-    if p.size and not np.isfinite(p).all():
-        raise ValueError(f"{name} must be probabilities in [0, 1], got NaN or infinite values")
-    lo, hi = (float(p.min()), float(p.max())) if p.size else (0.0, 1.0)
-    if lo < -tol or hi > 1 + tol:
-        raise ValueError(
-            f"{name} must be probabilities in [0, 1], got values in [{lo:.4g}, {hi:.4g}]; "
-            "apply a softmax to logits first"
-        )
-
-
-def check_fraction(value: float, name: str) -> None:
-    """Raise unless ``0 < value < 1`` (a threshold on probabilities)."""
-    if not 0 < value < 1:
-        raise ValueError(f"{name} must be in (0, 1), got {value}")
-
-
 def check_min_size(min_size: int) -> None:
     """Raise unless ``min_size`` is a whole number of pixels >= 0 (a whole float passes)."""
-    if isinstance(min_size, bool) or int(min_size) != min_size or min_size < 0:
+    if not is_whole(min_size) or min_size < 0:
         raise ValueError(f"min_size must be a whole number of pixels >= 0, got {min_size!r}")
 
 

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import local_maxima, reconstruction
 from skimage.segmentation import relabel_sequential, watershed
 
-from biounet.core.checks import check_spacing, look_up
+from biounet.core.checks import (
+    check_fraction,
+    check_probabilities,
+    check_spacing,
+    is_whole,
+    look_up,
+)
 from biounet.inference.postprocess.arguments import (
     check_connectivity,
-    check_fraction,
     check_min_size,
-    check_probabilities,
     check_probs,
     check_spatial,
 )
@@ -211,10 +216,8 @@ def _border(
 
 def _as_classes(foreground_class: int | Sequence[int]) -> tuple[int, ...]:
     """The foreground class(es) as a tuple of class indices >= 0."""
-    if isinstance(foreground_class, (int, np.integer)):
-        classes: tuple[int, ...] = (foreground_class,)
-    else:
-        classes = tuple(foreground_class)
-    if not classes or any(isinstance(c, bool) or int(c) != c or c < 0 for c in classes):
+    given: Any = foreground_class
+    classes = tuple(given) if isinstance(given, Sequence | np.ndarray) else (given,)
+    if not classes or any(not is_whole(c) or c < 0 for c in classes):
         raise ValueError(f"foreground_class must be class indices >= 0, got {foreground_class!r}")
     return tuple(int(c) for c in classes)

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from biounet.inference.postprocess.arguments import (
-    check_fraction,
-    check_probabilities,
-    check_probs,
-)
+from biounet.core.checks import check_fraction, check_probabilities
+from biounet.inference.postprocess.arguments import check_probs
 
 __all__ = ["semantic"]
 

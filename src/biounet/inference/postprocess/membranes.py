@@ -6,11 +6,10 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import relabel_sequential, watershed
 
+from biounet.core.checks import check_fraction, check_probabilities
 from biounet.inference.postprocess.arguments import (
     check_connectivity,
-    check_fraction,
     check_min_size,
-    check_probabilities,
     check_spatial,
 )
 from biounet.inference.postprocess.labels import remove_small

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from biounet.core.checks import look_up
+from biounet.core.checks import is_whole, look_up
 from biounet.inference.postprocess.arguments import check_probs
 from biounet.inference.postprocess.cells import instances
 from biounet.inference.postprocess.membranes import membrane_regions
@@ -67,7 +67,7 @@ def instances_from_probabilities(
             )
         return instances(p, **options)
     k = 0 if membrane_class is None else membrane_class
-    if isinstance(k, bool) or int(k) != k or not 0 <= k < p.shape[0]:
+    if not is_whole(k) or not 0 <= k < p.shape[0]:
         raise ValueError(
             f"membrane_class {membrane_class!r} is not a class of probs {p.shape} "
             f"(classes 0..{p.shape[0] - 1})"

@@ -95,9 +95,11 @@ def tile_apply(
         For NaN or infinite image values or values beyond float32's range (naming the first
         such pixel), for NaN or infinite outputs of ``fn`` (naming the image region), and for
         inconsistent shapes.
+    biounet.core.checks.InputTypeError
+        (A TypeError) For a non-integer ``tile_shape``, ``margin``, ``stride`` or
+        ``batch_size``, a complex image and an ``out`` that is not an array.
     TypeError
-        For a non-integer ``tile_shape``, ``margin``, ``stride`` or ``batch_size``, a complex
-        image, an ``out`` that is not an array, and a predictor that returns no array.
+        For a predictor that returns no array (an error in the predictor's code).
 
     Examples
     --------

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from biounet.core.checks import InputTypeError
+
 __all__ = ["as_image_array", "check_out"]
 
 
@@ -13,7 +15,8 @@ def as_image_array(image: Any) -> Any:
     """``image`` as something with ``shape``, ``dtype`` and NumPy slicing, of real values.
 
     Arrays (ndarray, memmap, Zarr, ...) pass unchanged and stay lazy; nested lists become an
-    ndarray. A complex or non-numeric dtype raises TypeError.
+    ndarray. A complex or non-numeric dtype raises
+    :class:`~biounet.core.checks.InputTypeError`.
 
     >>> as_image_array([[0, 1], [2, 3]]).shape
     (2, 2)
@@ -22,7 +25,7 @@ def as_image_array(image: Any) -> Any:
         try:
             image = np.asarray(image)
         except (TypeError, ValueError) as e:
-            raise TypeError(
+            raise InputTypeError(
                 f"the image must be an array (numpy, memmap, Zarr) or nested lists of numbers, "
                 f"got {type(image).__name__}: {e}"
             ) from e
@@ -33,7 +36,7 @@ def as_image_array(image: Any) -> Any:
         except TypeError:
             kind = "?"
         if kind not in "biuf":
-            raise TypeError(
+            raise InputTypeError(
                 f"the image has dtype {dtype}; biounet takes real-valued images (bool, integer "
                 "or floating); for a complex image pass e.g. numpy.abs(image) or image.real"
             )
@@ -43,15 +46,15 @@ def as_image_array(image: Any) -> Any:
 def check_out(out: Any, channels: int | None, spatial: tuple[int, ...]) -> None:
     """Check an output array: a floating dtype and shape ``(channels, *spatial)``.
 
-    ``channels=None`` checks the spatial axes only. Raises TypeError for something that is
-    not an array, ValueError for the wrong dtype or shape.
+    ``channels=None`` checks the spatial axes only. Raises InputTypeError for something that
+    is not an array, ValueError for the wrong dtype or shape.
 
     >>> check_out(np.zeros((2, 8, 8), np.float32), 2, (8, 8))
     """
     dtype = getattr(out, "dtype", None)
     shape = getattr(out, "shape", None)
     if dtype is None or shape is None:
-        raise TypeError(
+        raise InputTypeError(
             f"out must be an array with shape and dtype (numpy, memmap, Zarr), got "
             f"{type(out).__name__}"
         )

@@ -25,7 +25,7 @@ from biounet.inference.postprocess import instances
 from biounet.inference.trained import TrainedModel
 from biounet.metrics import ConfusionMatrix
 from biounet.reporting.page.markup import esc, img_tag, png_uri
-from biounet.segment.outputs import display_scale, overlay
+from biounet.reporting.pictures import display_scale, overlay
 from biounet.train import split
 
 __all__ = ["CROP", "gallery_section"]
