@@ -312,6 +312,50 @@ def test_user_errors_are_one_line_with_status_2(monkeypatch, capsys, error, mess
         assert err.splitlines()[-1].startswith(f"biounet plot: error: {message}")
 
 
+def test_wrong_types_given_by_the_user_and_out_of_memory_are_user_errors(
+    monkeypatch, capsys
+) -> None:
+    import torch
+
+    import biounet.cli.commands
+    from biounet.core.checks import InputTypeError
+
+    cases = [
+        (
+            InputTypeError("image values are complex (complex64)"),
+            "image values are complex (complex64)",
+        ),
+        (
+            torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+            "CUDA out of memory. Tried to allocate 2.00 GiB; use a smaller --tile or "
+            "--batch-size, or --device cpu",
+        ),
+    ]
+    for error, message in cases:
+
+        def fail(args, error=error):
+            raise error
+
+        monkeypatch.setattr(biounet.cli.commands, "cmd_plot", fail)
+        assert main(["plot", "run"]) == 2
+        err = capsys.readouterr().err
+        assert err == f"biounet plot: error: {message}\n"
+
+
+def test_a_complex_image_is_a_one_line_error(tmp_path, capsys) -> None:
+    import numpy as np
+
+    from biounet import UNet
+    from biounet.checkpoint import save_checkpoint
+
+    model = save_checkpoint(tmp_path / "m.pt", UNet(depth=1, base_width=2, padding="same"))
+    np.save(tmp_path / "c.npy", np.ones((8, 8), np.complex64))
+    assert main(["predict", str(model), str(tmp_path / "c.npy"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("biounet predict: error: ") and "complex" in err
+    assert len(err.splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     "error",
     [

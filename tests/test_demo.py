@@ -171,7 +171,7 @@ def test_demo_refuses_a_used_folder(demo_run, capsys) -> None:
     )
 
 
-def testdefault_run_folder_is_never_reused(tmp_path, monkeypatch) -> None:
+def test_default_run_folder_is_never_reused(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert str(default_run()) == "biounet-demo"
     (tmp_path / "biounet-demo").mkdir()

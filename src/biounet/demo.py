@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from biounet.config import TrainConfig, build_config
+from biounet.config import DataConfig, TrainConfig, build_config
 from biounet.core.checks import look_up, tqdm_disable
 from biounet.core.files import ensure_folder
 from biounet.data.layouts import Sample, find_dataset
@@ -153,10 +153,10 @@ def _config(
     return build_config("cpu", None, [base, *overrides, {"data": {"path": str(data_path)}}])
 
 
-def _check_task(task: str | None, cfg: TrainConfig, data: str | Path | None) -> str:
+def _check_task(task: str | None, d: DataConfig, data: str | Path | None) -> str:
     """The task to score: given (and fitting the data), else from the annotation kind."""
     if task is None:
-        return "cells" if cfg.data.annotation == "instances" else "semantic"
+        return "cells" if d.annotation == "instances" else "semantic"
     look_up(task, TASKS, "demo task")
     if task == "membranes":
         if data is None:
@@ -164,10 +164,10 @@ def _check_task(task: str | None, cfg: TrainConfig, data: str | Path | None) -> 
                 "task 'membranes' needs an EM dataset with membrane masks (--data, e.g. the "
                 "ISBI 2012 folder); the synthetic demo data are cells"
             )
-        if cfg.data.annotation != "binary":
+        if d.annotation != "binary":
             raise ValueError(
                 f"task 'membranes' needs binary masks (membranes and cells, as ISBI 2012), "
-                f"got annotation {cfg.data.annotation!r}; use --annotation binary"
+                f"got annotation {d.annotation!r}; use --annotation binary"
             )
     return task
 
@@ -196,7 +196,7 @@ def _synthetic_setup(
     """Check the settings, then make the run folder and write the synthetic cells into it."""
     train_dir, test_dir = run / "data" / "train", run / "data" / "test"
     cfg = _config(train_dir, minutes, overrides, synthetic=True)
-    task = _check_task(task, cfg, None)
+    task = _check_task(task, cfg.data, None)
     ensure_folder(run, "run folder")
     log.info("writing %d + %d synthetic cell images to %s", n_train, n_test, run / "data")
     write_synthetic(train_dir, n_train, shape=(size, size), seed=seed)
@@ -212,7 +212,7 @@ def _dataset_setup(
     from biounet.train.data import load_samples
 
     cfg = _config(data, minutes, overrides, synthetic=False)
-    task = _check_task(task, cfg, data)
+    task = _check_task(task, cfg.data, data)
     _, held_out = split(load_samples(cfg.data), cfg.data, cfg.seed)
     if not held_out:
         raise ValueError(
@@ -275,7 +275,7 @@ def _prediction(task: str, probs: np.ndarray, made: Outputs) -> np.ndarray:
 
 
 def _score(
-    pairs: list[tuple[str, np.ndarray, np.ndarray]], task: str, cfg: TrainConfig, num_classes: int
+    pairs: list[tuple[str, np.ndarray, np.ndarray]], task: str, d: DataConfig, num_classes: int
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Score the ``(name, prediction, annotation)`` pairs: rows per image and the summary."""
     from biounet.evaluation import EvalOptions, evaluate
@@ -283,11 +283,12 @@ def _score(
     opts = EvalOptions(task=task)
     if task in ("semantic", "membranes"):  # truth as the training saw it: class maps
         from biounet.data.annotations import to_target
+        from biounet.data.io import mask_classes
 
-        spec = cfg.data.annotation_spec()
+        spec = d.annotation_spec()
         classes = [(name, pred, to_target(t, spec).classes) for name, pred, t in pairs]
         if task == "semantic":  # ignored pixels are -1; binary masks were written 0/255
-            pairs = [(n, p // 255 if num_classes == 2 else p, c) for n, p, c in classes]
+            pairs = [(n, mask_classes(p), c) for n, p, c in classes]
             opts.num_classes = num_classes
         else:  # membrane truth: 1 on class 0 (the pixels other than the foreground value)
             pairs = [(n, prob, (c == 0).astype(np.uint8)) for n, prob, c in classes]
@@ -386,7 +387,7 @@ def run_demo(
     fit(setup.cfg, run, progress=progress)
     model = load(run)
     pairs = _segment(model, setup.held_out, run / "predictions", task=setup.task, progress=progress)
-    rows, summary = _score(pairs, setup.task, setup.cfg, model.num_classes)
+    rows, summary = _score(pairs, setup.task, setup.cfg.data, model.num_classes)
     write_reports(rows, summary, json_path=run / "evaluation.json", csv_path=run / "evaluation.csv")
     page = None
     if report:

@@ -10,7 +10,7 @@ from biounet.config import TRAIN_PRESETS, build_config
 from biounet.core.checks import look_up
 from biounet.model.presets import PRESETS
 from biounet.model.summary import describe_model, describe_preset
-from biounet.model.unet import UNet
+from biounet.train import build_model
 
 __all__ = ["describe", "describe_checkpoint", "describe_training_preset", "inspect_target"]
 
@@ -58,7 +58,7 @@ def describe_training_preset(
 ) -> str:
     """The network a training preset (``cpu``, ``gpu``) trains, at its training tile."""
     cfg = build_config(name)
-    net = UNet.from_config(cfg.unet_config(1))
+    net = build_model(cfg, 1)
     title = f"{name}: the network of the {name!r} training preset"
     tile = near if near is not None else cfg.tile
     return describe_model(net, title, near=tile, count=count, flops=flops)

@@ -25,22 +25,44 @@ def is_user_error(e: BaseException) -> bool:
 
     ValueError and OSError (FileNotFoundError, FileExistsError, PermissionError, a full disk,
     ...) are the user's, and so is a FloatingPointError (a loss that diverged: its message
-    names the learning rate to lower). So is an ImportError, e.g. of an optional extra such as
+    names the learning rate to lower), a :class:`biounet.core.checks.InputTypeError` (a value
+    of the wrong type, such as a complex-valued image) and running out of memory (a tile or
+    batch too large for the device). So is an ImportError, e.g. of an optional extra such as
     ``biounet[export]`` that is not installed, unless it is a failed import of biounet's own
-    code.
+    code. Any other TypeError is a bug.
     """
     if isinstance(e, ImportError):
         name = e.name or ""
         return name != "biounet" and not name.startswith("biounet.")
+    if _is_input_type_error(e) or _is_out_of_memory(e):
+        return True
     return isinstance(e, ValueError | OSError | FloatingPointError)
+
+
+def _is_input_type_error(e: BaseException) -> bool:
+    # by name: importing biounet.core.checks here would load numpy for every --help
+    return any(
+        c.__name__ == "InputTypeError" and c.__module__ == "biounet.core.checks"
+        for c in type(e).__mro__
+    )
+
+
+def _is_out_of_memory(e: BaseException) -> bool:
+    torch = sys.modules.get("torch")  # an out-of-memory error comes from a torch already loaded
+    oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
+    return oom is not None and isinstance(e, oom)
 
 
 def user_message(e: BaseException) -> str:
     """The one-line message of a user error.
 
     An OSError raised by the system (with ``strerror``) reads ``FILE: reason``, e.g.
-    ``out/a.png: No space left on device``; biounet's own errors already name their file.
+    ``out/a.png: No space left on device``; biounet's own errors already name their file. Out
+    of memory names the way out.
     """
+    if _is_out_of_memory(e):
+        first = str(e).splitlines()[0] if str(e) else "out of memory"
+        return f"{first}; use a smaller --tile or --batch-size, or --device cpu"
     if isinstance(e, OSError) and e.strerror:
         where = f"{e.filename}: " if e.filename else ""
         return f"{where}{e.strerror}"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from biounet.evaluation.options import TASKS
+
 __all__ = [
     "ANNOTATION_KINDS",
     "CONFIG_KEYS",
@@ -22,7 +24,10 @@ __all__ = [
     "training_flags",
 ]
 
-EVAL_TASKS = ("semantic", "cells", "membranes")  # biounet.evaluation.TASKS
+# the evaluation's options load no numpy: its tasks come straight from there. The other lists
+# live in modules that load numpy or torch, which `biounet --help` must not: they are copies,
+# and tests/test_cli.py ties each to its library constant.
+EVAL_TASKS = TASKS
 DEMO_TASKS = ("cells", "semantic", "membranes")  # biounet.demo.TASKS
 INSTANCE_KINDS = ("cells", "membranes")  # biounet.inference.postprocess.INSTANCE_KINDS
 MASK_FORMATS = ("auto", "png", "tif")  # biounet.segment.MASK_FORMATS

@@ -24,7 +24,7 @@ from biounet.metrics.instances import (
     seg_score,
 )
 from biounet.metrics.isbi import ISBI_THRESHOLDS, isbi_scores
-from biounet.metrics.pixel import ConfusionMatrix, pixel_scores
+from biounet.metrics.pixel import ConfusionMatrix
 from biounet.metrics.rand_info import adapted_rand_error, info_scores, rand_scores
 from biounet.metrics.warping import topology_errors, warping_error
 
@@ -38,7 +38,6 @@ __all__ = [
     "info_scores",
     "isbi_scores",
     "match_instances",
-    "pixel_scores",
     "rand_scores",
     "seg_score",
     "topology_errors",

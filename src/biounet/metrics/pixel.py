@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["ConfusionMatrix", "pixel_scores"]
+__all__ = ["ConfusionMatrix"]
 
 
 class ConfusionMatrix:
@@ -69,10 +69,3 @@ class ConfusionMatrix:
             out[f"precision_{c}"] = float(precision[c])
             out[f"recall_{c}"] = float(recall[c])
         return out
-
-
-def pixel_scores(truth: np.ndarray, pred: np.ndarray, num_classes: int = 2) -> dict[str, float]:
-    """:meth:`ConfusionMatrix.scores` for one pair of class maps."""
-    cm = ConfusionMatrix(num_classes)
-    cm.update(truth, pred)
-    return cm.scores()

@@ -16,15 +16,13 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from biounet.checkpoint import rng_state, save_checkpoint, set_rng_state
-from biounet.config import TrainConfig, to_dict
+from biounet.config import OptimConfig, TrainConfig, to_dict
 from biounet.core.checks import tqdm_disable
 from biounet.data.layouts import Sample
 from biounet.data.tiles import TileDataset
@@ -34,62 +32,13 @@ from biounet.train.budget import TimeBudget
 from biounet.train.distributed import barrier, from_rank0, sync_buffers
 from biounet.train.optim import build_optimizer, lr_factor, set_lr
 from biounet.train.setup import Run, set_up
+from biounet.train.state import CheckpointMeta, TrainResult, TrainState
 from biounet.train.step import Precision, place, train_step
 from biounet.train.validate import improves, validate
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainResult", "TrainState", "fit"]
-
-
-@dataclass
-class TrainResult:
-    """What :func:`fit` returns: the run folder, the trained model, the best validation.
-
-    ``model`` is the network as training left it (the last iteration's weights, not
-    ``best.pt``'s), with the training normalisation, so ``predict(result.model, image)``
-    takes raw images as :func:`biounet.load`'s models do.
-    """
-
-    run: Path
-    model: TrainedModel
-    best: dict[str, Any] | None
-
-
-@dataclass
-class TrainState:
-    """Where the run is: everything the loop changes from one iteration to the next.
-
-    Attributes
-    ----------
-    iteration : int
-        Optimiser steps done (the run's count, earlier sessions included).
-    planned : int
-        The iteration the run ends at: ``cfg.iterations``, or fewer to fit the time budget.
-    best : dict or None
-        The best validation so far: ``{"metric", "value", "iteration"}``.
-    seconds_before : float
-        Training time of earlier sessions of this run (resume), s.
-    started, saved_at : float
-        ``time.monotonic()`` when this session started and when ``last.pt`` was last written.
-    losses, data_time, logged_at
-        The window of the metrics log: losses since the last record, the time spent waiting
-        for tiles, and when the last record was written.
-    """
-
-    iteration: int
-    planned: int
-    best: dict[str, Any] | None = None
-    seconds_before: float = 0.0
-    started: float = field(default_factory=time.monotonic)
-    saved_at: float = field(default_factory=time.monotonic)
-    losses: list[float] = field(default_factory=list)
-    data_time: float = 0.0
-    logged_at: float = field(default_factory=time.monotonic)
-
-    def seconds(self) -> float:
-        """Training time of the whole run so far, s."""
-        return self.seconds_before + time.monotonic() - self.started
+__all__ = ["fit"]
 
 
 def fit(
@@ -157,18 +106,14 @@ def _train(cfg: TrainConfig, run: Run, progress: bool | None) -> TrainResult:
     opt = build_optimizer(cfg.optim, model.parameters())
     scaler = precision.scaler()
     state = _start_state(cfg, run, opt, scaler)
-    budget = TimeBudget(cfg.max_minutes, state.seconds_before, state.iteration)
+    if cfg.max_minutes:
+        state.budget = TimeBudget(cfg.max_minutes, state.seconds_before, state.iteration)
     loader = _loader(cfg, run, in_tile, state.iteration)
     net = _wrap(model, cfg, run)
     metrics = (
         MetricsLog(run.folder / "metrics.jsonl", after=state.iteration) if ranks.main else None
     )
-    extras = {
-        "normalize": run.normalizer.to_dict(),
-        "class_names": cfg.data.names(),
-        "tile": in_tile[0],
-        "train_config": to_dict(cfg),
-    }
+    meta = CheckpointMeta(run.normalizer.to_dict(), cfg.data.names(), in_tile[0], to_dict(cfg))
     bar = tqdm(total=state.planned, initial=state.iteration, unit="it", dynamic_ncols=True,
                disable=tqdm_disable(progress), desc="training")  # fmt: skip
     net.train()
@@ -184,27 +129,23 @@ def _train(cfg: TrainConfig, run: Run, progress: bool | None) -> TrainResult:
         state.losses.append(loss)
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-        if cfg.max_minutes:
-            elapsed = time.monotonic() - state.started
-            if ranks.world > 1:  # every rank must end the loop at the same iteration
-                elapsed = from_rank0(elapsed, device)
-            state.planned = budget.plan(state.planned, state.iteration, elapsed)
-            bar.total = state.planned
+        if state.budget is not None:
+            bar.total = _replan(state, run)
         if metrics and (state.iteration % cfg.log_every == 0 or state.iteration == state.planned):
             _log_window(metrics, state, opt)
         due_val = bool(run.val_images) and (
             state.iteration % cfg.val_every == 0 or state.iteration == state.planned
         )
         if due_val and ranks.main:
-            _validate(cfg, run, state, metrics, extras)
+            _validate(cfg, run, state, metrics, meta)
             net.train()
         if due_val:
             barrier(ranks)
         if ranks.main and _checkpoint_due(cfg, state, due_val):
-            _save_last(run, state, opt, scaler, cfg, extras)
+            _save_last(run, state, opt, scaler, cfg.optim, meta)
         ready = time.monotonic()
     bar.close()
-    return _finish(cfg, run, state, extras, in_tile[0])
+    return _finish(run, state, meta)
 
 
 def _start_state(
@@ -284,6 +225,17 @@ def _wrap(model: torch.nn.Module, cfg: TrainConfig, run: Run) -> torch.nn.Module
     return net
 
 
+def _replan(state: TrainState, run: Run) -> int:
+    """Refit the planned iteration count to the time budget (on rank 0's clock); returns it."""
+    if state.budget is None:
+        return state.planned
+    elapsed = time.monotonic() - state.started
+    if run.ranks.world > 1:  # every rank must end the loop at the same iteration
+        elapsed = from_rank0(elapsed, run.device)
+    state.planned = state.budget.plan(state.planned, state.iteration, elapsed)
+    return state.planned
+
+
 def _log_window(metrics: MetricsLog, state: TrainState, opt: torch.optim.Optimizer) -> None:
     """One record of the metrics log: the mean loss and the speed since the last record."""
     now = time.monotonic()
@@ -302,14 +254,15 @@ def _validate(
     run: Run,
     state: TrainState,
     metrics: MetricsLog | None,
-    extras: dict[str, Any],
+    meta: CheckpointMeta,
 ) -> None:
     """Validate on rank 0; write ``best.pt`` if the chosen metric improved, and log."""
     scores = validate(run.model, run.val_images, cfg.data.num_classes, run.device)
     key, it = cfg.best_metric, state.iteration
     if improves(key, scores[key], state.best):
         state.best = {"metric": key, "value": scores[key], "iteration": it}
-        save_checkpoint(run.folder / "best.pt", run.model, iteration=it, metrics=scores, **extras)
+        best = run.folder / "best.pt"
+        save_checkpoint(best, run.model, iteration=it, metrics=scores, **meta.entries())
     if metrics:  # the class means and the pixel error, not every class's score
         shown = {f"val_{k}": v for k, v in scores.items() if "_" not in k or k == "pixel_error"}
         metrics.write(iteration=it, **shown)
@@ -329,8 +282,8 @@ def _save_last(
     state: TrainState,
     opt: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
-    cfg: TrainConfig,
-    extras: dict[str, Any],
+    optim: OptimConfig,
+    meta: CheckpointMeta,
 ) -> None:
     """Write ``last.pt``: the network and all a resumed run needs to continue exactly."""
     save_checkpoint(
@@ -339,25 +292,24 @@ def _save_last(
         iteration=state.iteration,
         optimizer=opt.state_dict(),
         # the schedule is a function of the iteration and the plan; this records where it was
-        scheduler={"schedule": cfg.optim.schedule, "lr": opt.param_groups[0]["lr"]},
+        scheduler={"schedule": optim.schedule, "lr": opt.param_groups[0]["lr"]},
         scaler=scaler.state_dict(),
         rng=rng_state(),
         best=state.best,
         planned_iterations=state.planned,
         train_seconds=state.seconds(),
-        **extras,
+        **meta.entries(),
     )
     state.saved_at = time.monotonic()
 
 
-def _finish(
-    cfg: TrainConfig, run: Run, state: TrainState, extras: dict[str, Any], tile: int
-) -> TrainResult:
+def _finish(run: Run, state: TrainState, meta: CheckpointMeta) -> TrainResult:
     """Make the ranks agree, write ``best.pt`` if there was no validation, plot the curves."""
     sync_buffers(run.model, run.ranks)
     if run.ranks.main:
         if not (run.folder / "best.pt").exists():  # no validation set: the last model is best
-            save_checkpoint(run.folder / "best.pt", run.model, iteration=state.iteration, **extras)
+            last_is_best = run.folder / "best.pt"
+            save_checkpoint(last_is_best, run.model, iteration=state.iteration, **meta.entries())
         try:
             from biounet.reporting.plots import plot_run
 
@@ -366,6 +318,6 @@ def _finish(
             log.warning("no plots: %s", e)
     barrier(run.ranks)
     model = TrainedModel(
-        run.model.eval(), run.normalizer, cfg.data.names(), tile, run.folder / "best.pt"
+        run.model.eval(), run.normalizer, meta.class_names, meta.tile, run.folder / "best.pt"
     )
     return TrainResult(run.folder, model, state.best)
