@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "biounet.data.io": 1,
     "biounet.data.normalize": 1,
     "biounet.data.annotations": 1,
+    "biounet.data.objects": 1,
     "biounet.data.synthetic.*": 1,
     "biounet.data.augment": 1,
     "biounet.data.weightmap.*": 1,
@@ -47,6 +48,7 @@ LAYERS: dict[str, int] = {
     "biounet.reporting.runlog": 2,
     "biounet.reporting.plots": 2,
     "biounet.reporting.pictures": 2,
+    "biounet.reporting.advice": 2,
     "biounet.reporting.tables": 2,
     # 3: the configuration of a run and its checkpoints
     "biounet.config.*": 3,

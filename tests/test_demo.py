@@ -7,8 +7,8 @@ import pytest
 
 from biounet.cli import main
 from biounet.data import read_image, write_image
-from biounet.data.synthetic import make_dataset
-from biounet.demo import VALIDATION_NOTE, default_run, run_demo, write_synthetic
+from biounet.data.synthetic import make_dataset, write_synthetic
+from biounet.demo import VALIDATION_NOTE, default_run, run_demo
 
 TINY = ["--minutes", "0.1", "--size", "64", "--no-progress", "--set", "val_every=5"]
 
@@ -69,7 +69,9 @@ def test_demo_prints_the_headline(tmp_path, capsys) -> None:
     assert out[1].startswith("held-out images: 1; IoU ")
     for label in ("SEG ", "AP@0.5 ", "F1@0.5 "):
         assert label in out[1]
-    assert out[2] == f"report: {(run / 'report.html').resolve()}"
+    # a run of a few iterations is under-trained, and the summary says so before the page
+    assert out[2].startswith("the model looks under-trained (") and "--minutes" in out[2]
+    assert out[3] == f"report: {(run / 'report.html').resolve()}"
     assert (run / "report.html").stat().st_size > 0
 
 
@@ -114,9 +116,10 @@ def test_demo_membranes_on_an_isbi_like_folder(tmp_path) -> None:
         report=False,
         progress=False,
     )
-    line = result.headline()
+    line, *advice = result.headline().splitlines()
     assert line.startswith("V_Rand ") and " V_Info " in line and " pixel error " in line
     assert line.endswith(f"({VALIDATION_NOTE})")
+    assert all(a.startswith("the model looks under-trained") for a in advice)
     (row,) = result.rows
     assert row["image"] == "01"
     probs = read_image(tmp_path / "run" / "predictions" / "01_probs.tif")
@@ -180,3 +183,20 @@ def test_default_run_folder_is_never_reused(tmp_path, monkeypatch) -> None:
     (tmp_path / "biounet-demo-2").mkdir()
     (tmp_path / "biounet-demo-2" / "x").write_text("")
     assert str(default_run()) == "biounet-demo-3"
+
+
+def test_the_headline_says_when_the_model_looks_under_trained(tmp_path) -> None:
+    from biounet.demo import DemoResult
+
+    rows = [{"image": "a", "objects": 83, "found": 4000}]
+    poor = DemoResult(tmp_path, None, "cells", rows, {"ap_50": 0.02, "seg": 0.1}, 1.0)
+    line = poor.headline()
+    assert "SEG 0.100" in line and "AP@0.5 0.020" in line
+    assert line.splitlines()[1] == (
+        "the model looks under-trained (found 4000 objects for 83 true ones, AP@0.5 0.02): "
+        "train longer, e.g. --minutes 20"
+    )
+    fine = DemoResult(tmp_path, None, "cells", [{"objects": 83, "found": 85}], {"ap_50": 0.9}, 5)
+    assert "under-trained" not in fine.headline()
+    semantic = DemoResult(tmp_path, None, "semantic", [], {"pooled_iou": 0.3}, 1.0)
+    assert "under-trained (IoU 0.30)" in semantic.headline()

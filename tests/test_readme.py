@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from biounet.cli import main
-from biounet.demo import write_synthetic
+from biounet.data.synthetic import write_synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

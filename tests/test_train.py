@@ -131,7 +131,7 @@ def test_existing_run_is_not_overwritten(tmp_path) -> None:
         biounet.fit(cfg, tmp_path / "run", samples=cells(2), progress=False)
 
 
-@pytest.mark.parametrize("metric", ["iou", "dice", "pixel_error", "loss"])
+@pytest.mark.parametrize("metric", ["iou", "dice", "pixel_error", "loss", "ap_50", "f1"])
 def test_best_checkpoint_holds_the_best_validation(tmp_path, metric) -> None:
     cfg = build_config(
         "cpu", overrides=[TINY, {"iterations": 8, "val_every": 2, "best_metric": metric}]
@@ -141,11 +141,52 @@ def test_best_checkpoint_holds_the_best_validation(tmp_path, metric) -> None:
     assert [r["iteration"] for r in val] == [2, 4, 6, 8]
     values = [r[f"val_{metric}"] for r in val]
     assert all(np.isfinite(values))
-    best = (max if metric in ("iou", "dice") else min)(values)
+    best = (max if metric in ("iou", "dice", "ap_50", "f1") else min)(values)
     want = val[values.index(best)]["iteration"]  # the first of equals: only improvements count
     ck = load_checkpoint(result.run / "best.pt")
     assert ck["iteration"] == want and ck["metrics"][metric] == best
     assert result.best == {"metric": metric, "value": best, "iteration": want}
+
+
+def test_instances_pick_best_by_ap_and_the_run_stores_its_instance_rule(tmp_path) -> None:
+    cfg = build_config("cpu", overrides=[TINY, {"iterations": 4, "val_every": 2}])
+    assert cfg.best_metric == "auto" and cfg.selection_metric() == "ap_50"
+    assert build_config("cpu", data={"annotation": "binary"}).selection_metric() == "iou"
+    with pytest.raises(ValueError, match="best_metric='f1' scores objects and needs instance"):
+        build_config("cpu", best_metric="f1", data={"annotation": "binary"})
+    result = biounet.fit(cfg, tmp_path / "run", samples=cells(3), progress=False)
+    val = [r for r in read_metrics(result.run) if "val_ap_50" in r]
+    assert len(val) == 2 and all(0 <= r["val_ap_50"] <= 1 and "val_f1" in r for r in val)
+    assert result.best["metric"] == "ap_50"
+    ck = load_checkpoint(result.run / "best.pt")
+    sizes = ck["instances"]["object_sizes"]
+    truth = np.concatenate([np.bincount(s.annotation.ravel())[1:] for s in cells(3)])
+    assert sizes["count"] > 0 and sizes["area_p95"] <= truth.max()
+    model = biounet.load(result.run)
+    assert (
+        model.instance_rule is not None and model.instance_rule.to_dict() == ck["instances"]["rule"]
+    )
+
+
+def test_a_collection_mixing_grey_and_colour_images_trains_as_grey(tmp_path, caplog) -> None:
+    grey = cells(2)
+    colour = [
+        Sample(f"rgb{i}", np.repeat((s.image * 200).astype(np.uint8), 3, axis=0), s.annotation)
+        for i, s in enumerate(cells(2, size=80))
+    ]
+    cfg = build_config("cpu", overrides=[TINY, {"iterations": 2, "val_every": 2}])
+    with caplog.at_level(logging.INFO, logger="biounet.train"):
+        result = biounet.fit(cfg, tmp_path / "run", samples=grey + colour, progress=False)
+    assert "colour image(s) read as grey" in caplog.text
+    assert result.model.config.in_channels == 1
+    rgb = np.repeat((cells(1)[0].image * 200).astype(np.uint8), 3, axis=0)  # (3, Y, X)
+    np.testing.assert_allclose(
+        biounet.predict(result.model, rgb), biounet.predict(result.model, rgb[:1]), atol=1e-6
+    )
+    two = [Sample("two", np.zeros((2, 64, 64), np.float32), grey[0].annotation)]
+    with pytest.raises(ValueError, match="different numbers of channels \\(c0 has 1, two has 2\\)"):
+        biounet.fit(cfg, tmp_path / "bad", samples=grey + two, progress=False)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_validation_loss_is_the_pooled_cross_entropy_of_annotated_pixels() -> None:

@@ -9,6 +9,10 @@ A checkpoint is a ``torch.save`` file of plain types (loadable with ``weights_on
     DDP and ``torch.compile``).
 ``normalize``, ``class_names``, ``tile``
     What prediction needs: the intensity normalisation, the names of the classes, the tile.
+``instances`` (optional)
+    ``{"rule": InstanceRule.to_dict(), "object_sizes": ObjectSizes.to_dict() or None}``: how
+    prediction turns probabilities into cells, and the training objects' sizes it was derived
+    from (:func:`instance_entry`). Absent from checkpoints written before it was stored.
 ``train_config``, ``iteration``, ``optimizer``, ``scheduler``, ``scaler``, ``rng``, ``best``
     What resuming needs (absent from exported models).
 
@@ -34,6 +38,8 @@ from biounet._version import __version__
 from biounet.core.device import resolve_device
 from biounet.core.files import atomic_path
 from biounet.data.normalize import Normalizer
+from biounet.data.objects import ObjectSizes
+from biounet.inference.postprocess.rule import InstanceRule
 from biounet.inference.trained import TrainedModel
 from biounet.model.unet import UNet
 
@@ -41,6 +47,7 @@ FORMAT = "biounet-checkpoint"
 FORMAT_VERSION = 1
 
 __all__ = [
+    "instance_entry",
     "load",
     "load_checkpoint",
     "rng_state",
@@ -184,13 +191,40 @@ def load_checkpoint(
     return payload
 
 
+def instance_entry(ck: dict[str, Any]) -> tuple[InstanceRule | None, ObjectSizes | None]:
+    """The instance rule and the object sizes stored in the checkpoint dict ``ck``.
+
+    Reads the ``"instances"`` entry, ``{"rule": ..., "object_sizes": ...}`` (either may be
+    None); a checkpoint without it gives ``(None, None)``.
+
+    Raises
+    ------
+    ValueError
+        An entry that is not of that form, naming the checkpoint.
+    """
+    entry = ck.get("instances")
+    if entry is None:
+        return None, None
+    try:
+        rule, sizes = entry.get("rule"), entry.get("object_sizes")
+        return (
+            InstanceRule.from_dict(rule) if rule is not None else None,
+            ObjectSizes.from_dict(sizes) if sizes is not None else None,
+        )
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        raise ValueError(
+            f"{ck.get('path', 'checkpoint')}: its 'instances' entry does not read ({e})"
+        ) from e
+
+
 def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> TrainedModel:
     """A trained model ready for :func:`biounet.predict`, from a checkpoint file or run folder.
 
     Returns a :class:`~biounet.inference.trained.TrainedModel`: the network in eval mode on
     ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"auto"``) with the training
-    normalisation (which ``predict`` applies), the class names and the training tile (px). A
-    run folder gives its ``best.pt`` (else ``last.pt``). The file is read and the network built
+    normalisation (which ``predict`` applies), the class names, the training tile (px) and the
+    instance rule (None in checkpoints from before it was stored). A run folder gives its
+    ``best.pt`` (else ``last.pt``). The file is read and the network built
     on the CPU, then moved; a device this machine lacks is a ValueError saying so.
     """
     dev = resolve_device(device)
@@ -207,5 +241,6 @@ def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") ->
         class_names=list(ck.get("class_names") or []),
         tile=int(tile[0] if isinstance(tile, list | tuple) else tile) if tile else None,
         source=Path(ck["path"]),
+        instance_rule=instance_entry(ck)[0],
     )
     return model.to(dev).eval()

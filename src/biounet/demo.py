@@ -34,7 +34,8 @@ from biounet.config import DataConfig, TrainConfig, build_config
 from biounet.core.checks import look_up, tqdm_disable
 from biounet.core.files import ensure_folder
 from biounet.data.layouts import Sample, find_dataset
-from biounet.data.synthetic import make_dataset
+from biounet.data.synthetic import write_synthetic
+from biounet.reporting.advice import under_trained
 from biounet.segment.options import PredictOptions
 
 if TYPE_CHECKING:  # torch is loaded only once the demo trains
@@ -43,7 +44,7 @@ if TYPE_CHECKING:  # torch is loaded only once the demo trains
 
 log = logging.getLogger("biounet")
 
-__all__ = ["HEADLINE", "TASKS", "DemoResult", "default_run", "run_demo", "write_synthetic"]
+__all__ = ["HEADLINE", "TASKS", "DemoResult", "default_run", "run_demo"]
 
 #: the scores printed at the end, per task: (keys in the evaluation summary, the first one
 #: present is shown; label)
@@ -107,27 +108,10 @@ class DemoResult:
         line = "  ".join(parts)
         if self.scored_on == VALIDATION_NOTE:
             line += f" ({VALIDATION_NOTE})"
+        why = under_trained(self.task, self.rows, self.summary)
+        if why:  # e.g. a one-minute demo: say so rather than let the scores speak for biounet
+            line += f"\nthe model looks under-trained ({why}): train longer, e.g. --minutes 20"
         return line
-
-
-def write_synthetic(
-    folder: str | Path, n: int, *, shape: tuple[int, int] = (256, 256), seed: int = 0
-) -> Path:
-    """Write ``n`` synthetic cell images and their instance labels as ``images/`` + ``masks/``.
-
-    Images are 8-bit PNG (the generator's [0, 1] intensities scaled to 0..255), labels 16-bit
-    PNG (0 background, 1..k cells). Returns ``folder``.
-    """
-    from biounet.data.io import write_image, write_labels
-
-    root = Path(folder)
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    (root / "masks").mkdir(parents=True, exist_ok=True)
-    for i, (image, labels) in enumerate(make_dataset("cells", n, shape=shape, seed=seed)):
-        name = f"cells_{i:03d}.png"
-        write_image(root / "images" / name, np.clip(np.rint(image * 255), 0, 255).astype(np.uint8))
-        write_labels(root / "masks" / name, labels)
-    return root
 
 
 def default_run(base: str = "biounet-demo") -> Path:
@@ -260,7 +244,8 @@ def _segment(
             del targets["labels"]
         if model.ndim != 2:  # overlays are 2D pictures
             del targets["overlay"]
-        made = write_outputs([probs], targets, options, image=s.image, source=s.name)
+        rule = model.instance_rule  # the objects as predict makes them
+        made = write_outputs([probs], targets, options, image=s.image, source=s.name, rule=rule)
         pairs.append((s.name, _prediction(task, probs, made), np.asarray(s.annotation)))
     return pairs
 

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from biounet.checkpoint import load, load_checkpoint
+from biounet.checkpoint import instance_entry, load, load_checkpoint
 from biounet.config import TRAIN_PRESETS, build_config
 from biounet.core.checks import look_up
 from biounet.model.presets import PRESETS
 from biounet.model.summary import describe_model, describe_preset
 from biounet.train import build_model
 
-__all__ = ["describe", "describe_checkpoint", "describe_training_preset", "inspect_target"]
+__all__ = [
+    "describe",
+    "describe_checkpoint",
+    "describe_training_preset",
+    "inspect_target",
+    "instance_lines",
+]
 
 
 def inspect_target(target: str) -> tuple[str, str]:
@@ -69,8 +76,9 @@ def describe_checkpoint(
 ) -> str:
     """:func:`~biounet.model.summary.describe_model` for a checkpoint file or run folder.
 
-    Adds what was stored beside its weights: classes, training tile and iteration, and the
-    intensity normalisation that :func:`biounet.predict` applies.
+    Adds what was stored beside its weights: classes, training tile and iteration, the
+    intensity normalisation that :func:`biounet.predict` applies, and the training objects'
+    sizes with the instance rule derived from them.
     """
     ck = load_checkpoint(path)
     model = load(path)
@@ -86,6 +94,7 @@ def describe_checkpoint(
         f"  classes: {', '.join(model.class_names) or model.num_classes}",
         f"  training tile: {model.tile if model.tile is not None else 'not stored'}",
         f"  normalisation applied by predict: {norm_text}",
+        *instance_lines(ck),
     ]
     default = 572 if model.ndim == 2 else 132
     near = near if near is not None else model.tile or default
@@ -93,3 +102,22 @@ def describe_checkpoint(
         model.net, f"{ck['path']}: a trained U-Net", near=near, count=count, flops=flops
     )
     return body + "\n" + "\n".join(extra)
+
+
+def instance_lines(ck: dict[str, Any]) -> list[str]:
+    """The lines on instances of a checkpoint dict: its training objects and instance rule.
+
+    >>> instance_lines({})[0]
+    '  training objects: not stored (a checkpoint from before biounet stored them)'
+    """
+    rule, sizes = instance_entry(ck)
+    old = "not stored (a checkpoint from before biounet stored them)"
+    objects = sizes.describe() if sizes is not None else old if rule is None else "none found"
+    if rule is None:
+        rule_text = "not stored: predict --instances uses h 2 px, min_size 0 unless told"
+    else:
+        rule_text = rule.describe()
+    return [
+        f"  training objects: {objects}",
+        f"  instance rule of predict --instances (--h, --min-size override): {rule_text}",
+    ]

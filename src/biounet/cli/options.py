@@ -20,6 +20,7 @@ __all__ = [
     "config_overrides",
     "eval_options",
     "instance_kind",
+    "postprocess_options",
     "predict_options",
     "predict_task",
     "shard",
@@ -121,6 +122,16 @@ def instance_kind(args: argparse.Namespace) -> str:
     return "membranes" if args.task == "membranes" else "cells"
 
 
+def postprocess_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The instance options that ``--min-size`` and ``--h`` set; they win over the model's rule.
+
+    >>> postprocess_options(argparse.Namespace(min_size=0, h=None))
+    {'min_size': 0}
+    """
+    chosen = {"min_size": args.min_size, "h": args.h}
+    return {k: v for k, v in chosen.items() if v is not None}
+
+
 def predict_options(args: argparse.Namespace, task: str) -> PredictOptions:
     """What ``biounet predict`` writes and how it predicts; ``task`` is what is scored.
 
@@ -139,7 +150,7 @@ def predict_options(args: argparse.Namespace, task: str) -> PredictOptions:
         mask_format=args.mask_format,
         instance_kind=instance_kind(args),
         membrane_class=args.membrane_class,
-        postprocess={"min_size": args.min_size} if args.min_size else {},
+        postprocess=postprocess_options(args),
         tile_shape=args.tile,
         batch_size=args.batch_size,
         tta=args.tta,

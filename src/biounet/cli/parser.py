@@ -179,9 +179,19 @@ def add_predict(sub: Verbs, parent: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--min-size",
         type=int,
-        default=0,
+        default=None,
         metavar="PX",
-        help="instances: drop objects smaller than this",
+        help="instances: drop objects smaller than this (default: the model's instance rule, "
+        "derived from its training objects; see biounet inspect MODEL)",
+    )
+    p.add_argument(
+        "--h",
+        type=float,
+        default=None,
+        metavar="PX",
+        help="instances: depth of the watershed seeds; a cell is split where its distance "
+        "transform has two peaks this much above the saddle between them (default: the "
+        "model's instance rule)",
     )
     p.add_argument("--shard", metavar="I/N", help="process only files k with k mod N == I")
     # scoring the outputs

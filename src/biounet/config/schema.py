@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from biounet.core.checks import check_positive_int, look_up
-from biounet.data.annotations import ANNOTATION_KINDS, AnnotationSpec
+from biounet.data.annotations import ANNOTATION_KINDS, INSTANCE_TARGETS, AnnotationSpec
 from biounet.data.augment import AugmentConfig
 from biounet.data.normalize import Normalizer
 from biounet.data.weightmap import WeightConfig
@@ -40,8 +40,9 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "poly")
 #: values of :attr:`TrainConfig.amp`
 AMP_MODES = ("off", "bf16", "fp16")
-#: values of :attr:`TrainConfig.best_metric`: the first two are better when higher
-BEST_METRICS = ("iou", "dice", "pixel_error", "loss")
+#: values of :attr:`TrainConfig.best_metric`: "auto" picks by the annotation (see
+#: :meth:`TrainConfig.selection_metric`); iou, dice, ap_50 and f1 are better when higher
+BEST_METRICS = ("auto", "iou", "dice", "pixel_error", "loss", "ap_50", "f1")
 
 
 @dataclass
@@ -65,6 +66,12 @@ class DataConfig:
     channel_axis : int or None
         Declared channel axis of the images (None: the rule of ``to_channels_first``).
     annotation : {"binary", "classes", "instances"}
+    instance_target : {"two_class", "three_class"}
+        What a network learns from instance annotations: ``"two_class"``, background and
+        object (the paper's, with the weight map separating touching objects), or
+        ``"three_class"``, background, object interior and object boundary (needs
+        ``num_classes: 3``; predicted objects are then seeded in the interiors). Binary and
+        class masks ignore it: they have no objects to draw boundaries of.
     foreground : int or None
         Objects' value in binary masks (None: the larger value).
     num_classes : int
@@ -84,6 +91,7 @@ class DataConfig:
     ndim: int = 2
     channel_axis: int | None = None
     annotation: str = "binary"
+    instance_target: str = "two_class"
     foreground: int | None = None
     num_classes: int = 2
     ignore: int | None = None
@@ -98,9 +106,31 @@ class DataConfig:
                 "pick the validation set; give only one"
             )
 
+    def check_instance_target(self) -> None:
+        """Raise a ValueError unless ``num_classes`` fits the instance target (3 or 2 classes).
+
+        Only for instance annotations; the other kinds ignore ``instance_target``.
+        """
+        three = self.instance_target == "three_class"
+        want, other = (3, "two_class") if three else (2, "three_class")
+        if self.annotation == "instances" and self.num_classes != want:
+            raise ValueError(
+                f"data.instance_target {self.instance_target!r} of instance annotations has "
+                f"{want} classes, got data.num_classes {self.num_classes}; set "
+                f"data.num_classes: {want} (--num-classes {want}), or data.instance_target: "
+                f"{other} with data.num_classes: {5 - want}"
+            )
+
     def annotation_spec(self) -> AnnotationSpec:
-        """How the masks are read into training targets (annotation kind, values, classes)."""
-        return AnnotationSpec(self.annotation, self.foreground, self.num_classes, self.ignore)
+        """How the masks are read into training targets (annotation kind, values, classes).
+
+        The instance target is carried for instance annotations; the other kinds get the
+        ``"two_class"`` reading they always had.
+        """
+        target = self.instance_target if self.annotation == "instances" else "two_class"
+        return AnnotationSpec(
+            self.annotation, self.foreground, self.num_classes, self.ignore, target=target
+        )
 
     def names(self) -> list[str]:
         """Class names, defaults filled in."""
@@ -113,6 +143,8 @@ class DataConfig:
             return list(self.class_names)
         if self.num_classes == 2:
             return ["background", "foreground"]
+        if self.annotation == "instances" and self.instance_target == "three_class":
+            return ["background", "interior", "boundary"]
         return ["background"] + [f"class {k}" for k in range(1, self.num_classes)]
 
 
@@ -171,11 +203,20 @@ class TrainConfig:
     val_every : int
         Validate (whole images, overlap-tile inference) every this many iterations.
     best_metric : str
-        Metric that picks ``best.pt`` (``"iou"``, ``"dice"``: higher is better;
-        ``"pixel_error"``, ``"loss"``: lower is better). ``"loss"`` is the validation loss:
-        the mean cross-entropy ``-log p_l(x)`` of the whole-image probabilities over all
-        annotated validation pixels (unweighted, without the Dice term; see
+        Metric that picks ``best.pt``. ``"auto"`` (the default): ``"ap_50"`` for instance
+        annotations, else ``"iou"``. ``"ap_50"``, ``"f1"``: instance scores at IoU 0.5 of the
+        objects that ``predict --instances`` makes of the whole validation images (instance
+        annotations only); ``"iou"``, ``"dice"``: pixel scores (higher is better);
+        ``"pixel_error"``, ``"loss"``: lower is better. ``"loss"`` is the validation loss: the
+        mean cross-entropy ``-log p_l(x)`` of the whole-image probabilities over all annotated
+        validation pixels (unweighted, without the Dice term; see
         :func:`biounet.train.losses.probability_cross_entropy`).
+    recalibrate_bn : int
+        Before each validation and at the end, batch-norm statistics are recomputed as exact
+        means over this many training tiles (in batches of 4; 0: off, the running averages of
+        training stay). The running averages follow the last few batches of two tiles, so
+        the validation scores, and which model is ``best.pt``, swing from one validation to
+        the next.
     checkpoint_minutes : float
         Write ``last.pt`` at least this often (and at every validation); 0: every iteration.
     checkpoint_every : int
@@ -208,7 +249,8 @@ class TrainConfig:
     oversample: float = 0.0
     workers: int = 0
     val_every: int = 250
-    best_metric: str = "iou"
+    best_metric: str = "auto"
+    recalibrate_bn: int = 64
     checkpoint_minutes: float = 5.0
     checkpoint_every: int = 0
     log_every: int = 10
@@ -234,11 +276,14 @@ class TrainConfig:
         look_up(self.optim.schedule, SCHEDULES, "schedule")
         look_up(self.amp, AMP_MODES, "amp mode")
         look_up(self.best_metric, BEST_METRICS, "best_metric")
+        self.selection_metric()
         look_up(self.data.annotation, ANNOTATION_KINDS, "annotation kind")
+        look_up(self.data.instance_target, INSTANCE_TARGETS, "data.instance_target")
         for name in ("iterations", "batch_size", "tile", "val_every", "log_every"):
             check_positive_int(getattr(self, name), name)
         o, loss, d = self.optim, self.loss, self.data  # weights: WeightConfig checks itself
         at_least_zero = {
+            "recalibrate_bn": self.recalibrate_bn,
             "max_minutes": self.max_minutes,
             "checkpoint_minutes": self.checkpoint_minutes,
             "checkpoint_every": self.checkpoint_every,
@@ -264,6 +309,7 @@ class TrainConfig:
             raise ValueError(f"data.ndim must be 2 (images) or 3 (volumes), got {d.ndim}")
         if d.num_classes < 2:
             raise ValueError(f"data.num_classes must be >= 2, got {d.num_classes}")
+        d.check_instance_target()
         if not 0 <= d.val_fraction < 1:
             raise ValueError(f"data.val_fraction must be in [0, 1), got {d.val_fraction}")
         d.check_validation_source()
@@ -291,6 +337,22 @@ class TrainConfig:
         except (TypeError, ValueError) as e:
             raise ValueError(f"data.normalize: {e}") from e
         return self
+
+    def selection_metric(self) -> str:
+        """The metric that picks ``best.pt``: ``best_metric``, with ``"auto"`` resolved.
+
+        ``"auto"`` is ``"ap_50"`` for instance annotations (the objects are what the user
+        asked for) and ``"iou"`` otherwise. Instance scores need instance annotations.
+        """
+        if self.best_metric == "auto":
+            return "ap_50" if self.data.annotation == "instances" else "iou"
+        if self.best_metric in ("ap_50", "f1") and self.data.annotation != "instances":
+            raise ValueError(
+                f"best_metric={self.best_metric!r} scores objects and needs instance "
+                f"annotations (data.annotation 'instances'), got {self.data.annotation!r}; "
+                "use iou, dice, pixel_error or loss"
+            )
+        return self.best_metric
 
     def unet_config(self, in_channels: int = 1) -> UNetConfig:
         """The network's configuration: ``model.preset`` (if any), the ``model`` fields over it.

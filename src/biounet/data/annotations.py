@@ -13,8 +13,12 @@ Annotations come as
 ``"classes"``
     A class-index map with values ``0..num_classes-1``.
 ``"instances"``
-    An instance label image: 0 background, each object its own positive integer; class 1 is
-    "any object".
+    An instance label image: 0 background, each object its own positive integer. With the
+    ``"two_class"`` target (the paper's) class 1 is "any object"; with ``"three_class"`` class
+    1 is an object's interior and class 2 its boundary, the pixels within ``boundary_width`` px
+    of another object or the background, so touching objects are cut apart by boundary pixels
+    (the target of the strongest U-Net entries of nuclei challenges; see
+    :func:`three_class_target`).
 
 An optional ``ignore`` value marks unannotated pixels (sparse annotation): they get class -1
 in the target and are excluded from the loss. Instances for the weight map come from the
@@ -29,11 +33,22 @@ import numpy as np
 
 from biounet.core.checks import check_labels, look_up
 
-__all__ = ["ANNOTATION_KINDS", "IGNORE_INDEX", "AnnotationSpec", "Target", "to_target"]
+__all__ = [
+    "ANNOTATION_KINDS",
+    "IGNORE_INDEX",
+    "INSTANCE_TARGETS",
+    "AnnotationSpec",
+    "Target",
+    "three_class_target",
+    "to_target",
+]
 
 #: the kinds of annotation image :class:`AnnotationSpec` reads (the configuration and the
 #: command line offer these names)
 ANNOTATION_KINDS = ("binary", "classes", "instances")
+#: the training targets of instance annotations: background/object (the paper's, with the
+#: weight map), or background/interior/boundary
+INSTANCE_TARGETS = ("two_class", "three_class")
 #: the class of an unannotated pixel in a target; the loss skips it
 IGNORE_INDEX = -1
 
@@ -48,22 +63,49 @@ class AnnotationSpec:
     foreground : int, optional
         ``"binary"``: the objects' value (default: the larger value present).
     num_classes : int
-        ``"classes"``: number of classes (values must be below it); 2 for the other kinds.
+        ``"classes"``: number of classes (values must be below it); ``"instances"``: 2 for the
+        ``"two_class"`` target, 3 for ``"three_class"``; 2 for ``"binary"``.
     ignore : int, optional
         Value of unannotated pixels, excluded from the loss.
+    target : {"two_class", "three_class"}
+        ``"instances"`` only: the paper's background/object target, or background (0) /
+        interior (1) / boundary (2). The other kinds take ``"two_class"`` only.
+    boundary_width : float, default 2
+        ``"three_class"``: an object pixel is boundary when another object or the background
+        lies within this distance (px, between pixel centres, Euclidean); at least 1. The
+        image edge is not a boundary (the object may go on beyond it).
     """
 
     kind: str = "binary"
     foreground: int | None = None
     num_classes: int = 2
     ignore: int | None = None
+    target: str = "two_class"
+    boundary_width: float = 2.0
 
     def __post_init__(self) -> None:
         look_up(self.kind, ANNOTATION_KINDS, "annotation kind")
-        if self.kind != "classes" and self.num_classes != 2:
+        look_up(self.target, INSTANCE_TARGETS, "instance target")
+        if self.target == "three_class":
+            if self.kind != "instances":
+                raise ValueError(
+                    f"the 'three_class' target needs instance annotations (each object its own "
+                    f"label), got {self.kind!r} annotations; use annotation 'instances' or the "
+                    "'two_class' target"
+                )
+            if self.num_classes != 3:
+                raise ValueError(
+                    "instance annotations with the 'three_class' target (background, interior, "
+                    f"boundary) have 3 classes, got num_classes={self.num_classes}; set it to 3"
+                )
+        elif self.kind != "classes" and self.num_classes != 2:
             raise ValueError(f"{self.kind!r} annotations have 2 classes, got {self.num_classes}")
         if self.num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
+        if not (isinstance(self.boundary_width, int | float) and self.boundary_width >= 1):
+            raise ValueError(
+                f"boundary_width must be a number of pixels >= 1, got {self.boundary_width!r}"
+            )
 
 
 @dataclass
@@ -140,9 +182,54 @@ def to_target(annotation: np.ndarray, spec: AnnotationSpec, *, name: str = "mask
         instances = _components(classes > 0)
     else:
         instances = check_labels(np.where(ignore, 0, a), name).astype(np.int32)
-        classes = (instances > 0).astype(np.int64)
+        if spec.target == "three_class":
+            classes = three_class_target(instances, spec.boundary_width)
+        else:
+            classes = (instances > 0).astype(np.int64)
     classes[ignore] = IGNORE_INDEX
     return Target(classes, instances, ignore)
+
+
+def three_class_target(instances: np.ndarray, width: float = 2.0) -> np.ndarray:
+    """Background (0), object interior (1) and object boundary (2) of an instance label image.
+
+    Parameters
+    ----------
+    instances : (Y, X) or (Z, Y, X) array of int
+        Instance labels, 0 = background.
+    width : float, default 2
+        An object pixel is boundary (2) when a pixel of another label (another object or the
+        background) lies within ``width`` px of it (Euclidean distance between pixel centres):
+        ``width=1`` marks the pixels that touch another label through a face, ``2`` two layers
+        (and the diagonal contacts between). The image edge is no boundary. An object no wider
+        than about ``2 * width`` px is all boundary.
+
+    Returns
+    -------
+    numpy.ndarray of int64, ``instances.shape``
+        Class indices 0, 1, 2.
+
+    Examples
+    --------
+    Two touching objects: each loses its pixels next to the other and to the background.
+
+    >>> three_class_target(np.array([[1, 1, 1, 2, 2, 0]]), width=1)
+    array([[1, 1, 2, 2, 2, 0]])
+    """
+    from scipy import ndimage
+
+    lab = check_labels(instances, "instances", ndims=(2, 3))
+    r = int(np.floor(width))
+    grid = np.indices((2 * r + 1,) * lab.ndim) - r
+    footprint = (grid**2).sum(axis=0) <= width * width
+    # a pixel is interior when every pixel within `width` has its label; beyond the image edge
+    # the edge's own labels continue (mode "nearest"), so the edge marks nothing
+    low = ndimage.minimum_filter(lab, footprint=footprint, mode="nearest")
+    high = ndimage.maximum_filter(lab, footprint=footprint, mode="nearest")
+    objects = lab > 0
+    classes = objects.astype(np.int64)
+    classes[objects & ((low != lab) | (high != lab))] = 2
+    return classes
 
 
 def _components(mask: np.ndarray) -> np.ndarray:

@@ -50,7 +50,9 @@ class TrainImage:
 
     ``image`` float32 ``(C, *S)``, normalised; ``classes`` int64 ``(*S)`` with
     ``IGNORE_INDEX`` (-1) where unannotated; ``weights`` float32 ``(*S)``;
-    ``focus`` flat indices of object and border pixels, for oversampling.
+    ``focus`` flat indices of object and border pixels, for oversampling; ``instances`` int32
+    ``(*S)`` the objects of instance annotations (0 background), else None: validation scores
+    the objects that prediction makes against them.
     """
 
     name: str
@@ -58,6 +60,7 @@ class TrainImage:
     classes: np.ndarray
     weights: np.ndarray
     focus: np.ndarray
+    instances: np.ndarray | None = None
 
 
 def class_weights_of(classes: Sequence[np.ndarray], num_classes: int) -> np.ndarray:
@@ -158,7 +161,8 @@ def prepare(
         image = normalizer(np.asarray(s.image)).astype(np.float32)
         if not np.isfinite(image).all():
             raise ValueError(f"{s.image_path or s.name}: the image holds NaN or infinite values")
-        prepared.append(TrainImage(s.name, image, t.classes, w, focus))
+        objects = t.instances if spec.kind == "instances" else None
+        prepared.append(TrainImage(s.name, image, t.classes, w, focus, objects))
     return prepared
 
 

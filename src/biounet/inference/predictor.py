@@ -13,6 +13,7 @@ import torch
 from biounet.core.checks import check_positive_int, int_tuple
 from biounet.core.device import resolve_device
 from biounet.core.runtime import auto_tune_allocator
+from biounet.data.layouts.channels import COLOUR_CHANNELS, as_grey
 from biounet.data.normalize import Normalizer
 from biounet.data.views import ChannelsFirst, Normalized
 from biounet.inference.tiling import as_image_array, check_out, dihedral_transforms, tile_apply
@@ -90,6 +91,8 @@ def _as_channels_first(image: Any, c: int, nd: int) -> Any:
             )
         return image[None] if isinstance(image, np.ndarray) else ChannelsFirst(image, None)
     if len(shape) == nd + 1:
+        if c == 1 and shape[0] in COLOUR_CHANNELS:  # the rule training applies to colour
+            return as_grey(image)
         if shape[0] != c:
             hint = (
                 "; the channels look last: pass numpy.moveaxis(image, -1, 0)"

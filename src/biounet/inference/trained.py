@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from biounet.data.normalize import Normalizer
 from biounet.model.geometry import Geometry
 from biounet.model.unet import UNet, UNetConfig
+
+if TYPE_CHECKING:  # post-processing (scipy, scikit-image) is imported where it is used
+    from biounet.inference.postprocess.rule import InstanceRule
 
 __all__ = ["TrainedModel"]
 
@@ -35,6 +39,11 @@ class TrainedModel:
         The network input tile of training, px per axis: a good tile for prediction.
     source : Path or None
         The checkpoint it was read from.
+    instance_rule : InstanceRule or None
+        How its probabilities become cells (target, seed depth ``h``, smallest object),
+        derived from the sizes of its training objects; ``biounet predict`` applies it to
+        instance labels of kind "cells". None (checkpoints from before it was stored): the
+        defaults of :func:`biounet.inference.postprocess.instances`.
     """
 
     net: UNet
@@ -42,6 +51,7 @@ class TrainedModel:
     class_names: list[str] = field(default_factory=list)
     tile: int | None = None
     source: Path | None = None
+    instance_rule: InstanceRule | None = None
 
     @property
     def config(self) -> UNetConfig:

@@ -134,7 +134,8 @@ def _segment_file(
     else:
         pages = _predict_pages(model, inp, path, o, progress)
     image = _overlay_image(inp) if "overlay" in targets and inp.ndim == 2 else None
-    made = write_outputs(pages, targets, o, image=image, stack=inp.stack, source=path)
+    rule = model.instance_rule if isinstance(model, TrainedModel) else None
+    made = write_outputs(pages, targets, o, image=image, stack=inp.stack, source=path, rule=rule)
     return made.paths
 
 

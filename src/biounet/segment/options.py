@@ -31,15 +31,19 @@ class PredictOptions:
         ``"auto"``: PNG for 2D images, TIFF for stacks and 3D volumes (PNG holds 2D only).
     instance_kind : {"cells", "membranes"}
         How instance labels are made: ``"cells"``, a seeded watershed of the foreground class
-        (:func:`biounet.inference.postprocess.instances`); ``"membranes"``, for EM membrane
-        models (ISBI 2012), the regions enclosed by the membranes of class ``membrane_class``
-        (:func:`biounet.inference.postprocess.membrane_regions`, thinned to 1-px lines by
-        default).
+        (:func:`biounet.inference.postprocess.instances`), by the model's instance rule where
+        it has one (a 3-class model: seeded in the interior class); ``"membranes"``, for EM
+        membrane models (ISBI 2012), the regions enclosed by the membranes of class
+        ``membrane_class`` (:func:`biounet.inference.postprocess.membrane_regions`, thinned to
+        1-px lines by default).
     membrane_class : int
         With ``instance_kind="membranes"``: the class that is membrane (0 for an ISBI model
         trained with the cells as the foreground, the default of binary masks).
     postprocess : dict
-        Keyword options of the instance function, e.g. ``{"min_size": 20}``.
+        Keyword options of the instance function, e.g. ``{"min_size": 20}``. For cells they
+        override the model's instance rule (``TrainedModel.instance_rule``: the seed depth
+        ``h`` and ``min_size`` derived from the training objects), which applies where they
+        say nothing.
     tile_shape, batch_size, tta, device
         As for :func:`biounet.predict`.
     """

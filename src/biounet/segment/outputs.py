@@ -25,7 +25,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from biounet.data.io import (
 )
 from biounet.reporting.pictures import overlay
 from biounet.segment.options import PredictOptions
+
+if TYPE_CHECKING:
+    from biounet.inference.postprocess.rule import InstanceRule
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +115,7 @@ def write_outputs(
     image: Any = None,
     stack: bool = False,
     source: str | Path = "",
+    rule: InstanceRule | None = None,
 ) -> Outputs:
     """Turn a model's probabilities into the files ``targets`` names (see the module docstring).
 
@@ -135,6 +139,11 @@ def write_outputs(
         per kind with the pages on the first axis.
     source : str or Path
         The input, named in log messages.
+    rule : InstanceRule, optional
+        The model's instance rule (:attr:`biounet.inference.trained.TrainedModel.instance_rule`):
+        how instance labels of kind "cells" are made; ``options.postprocess`` overrides its
+        values (e.g. ``{"min_size": 0}``). None: the defaults of
+        :func:`biounet.inference.postprocess.instances`.
 
     Returns
     -------
@@ -145,7 +154,7 @@ def write_outputs(
     classes = np.stack([p.argmax(0) for p in pages])
     labels = None
     if "labels" in targets or ("overlay" in targets and options.instances):
-        labels = np.stack([_instance_labels(p, options) for p in pages])
+        labels = np.stack([_instance_labels(p, options, rule) for p in pages])
 
     def one(a: np.ndarray) -> np.ndarray:  # the whole stack, or the only page
         return a if stack else a[0]
@@ -174,8 +183,13 @@ def write_outputs(
     return Outputs(written, mask_values(classes, num_classes), labels)
 
 
-def _instance_labels(probs: np.ndarray, options: PredictOptions) -> np.ndarray:
-    """Instance labels ``(*S)`` int32 of one ``(K, *S)`` probability map, as ``options`` say."""
+def _instance_labels(
+    probs: np.ndarray, options: PredictOptions, rule: InstanceRule | None
+) -> np.ndarray:
+    """Instance labels ``(*S)`` int32 of one ``(K, *S)`` probability map, as ``options`` say.
+
+    Cells follow ``rule`` where there is one, with ``options.postprocess`` over its values.
+    """
     from biounet.inference.postprocess import instances_from_probabilities
 
     o = options
@@ -184,7 +198,7 @@ def _instance_labels(probs: np.ndarray, options: PredictOptions) -> np.ndarray:
         return instances_from_probabilities(
             probs, kind="membranes", membrane_class=o.membrane_class, **kw
         )
-    return instances_from_probabilities(probs, kind="cells", **o.postprocess)
+    return instances_from_probabilities(probs, kind="cells", rule=rule, **o.postprocess)
 
 
 def scored_suffix(task: str, instances: bool) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,11 +12,14 @@ import numpy as np
 from biounet.config.schema import DataConfig
 from biounet.data.annotations import AnnotationSpec
 from biounet.data.layouts import Sample, find_dataset
+from biounet.data.layouts.channels import COLOUR_CHANNELS, as_grey
 from biounet.data.normalize import Normalizer
 from biounet.data.tiles import TrainImage, prepare
 from biounet.data.weightmap import WeightConfig
 
-__all__ = ["load_samples", "prepare_split", "split"]
+log = logging.getLogger(__name__)
+
+__all__ = ["harmonise_channels", "load_samples", "prepare_split", "split"]
 
 
 def load_samples(d: DataConfig) -> list[Sample]:
@@ -84,3 +89,37 @@ def prepare_split(
     train_imgs = prepare(list(train), spec, norm, weights, cache_dir=cache)
     val_imgs = prepare(list(val), spec, norm, weights) if val else []
     return train_imgs, val_imgs
+
+
+def harmonise_channels(
+    train: Sequence[Sample], val: Sequence[Sample]
+) -> tuple[list[Sample], list[Sample]]:
+    """One channel count for all images: colour read as grey where grey images are mixed in.
+
+    Real collections mix greyscale and RGB(A) images of the same kind of object. When the
+    images of a training run (training and validation together) have 1 and 3 or 4 channels,
+    the colour ones are read as grey by :func:`~biounet.data.layouts.channels.as_grey` (the
+    mean of red, green and blue), the rule ``predict`` applies to a colour image given to a
+    one-channel model; the network then has one input channel. Any other mixture is an
+    error naming an image of each kind, before anything is written.
+    """
+    counts: dict[int, Sample] = {}
+    for s in [*train, *val]:
+        counts.setdefault(int(s.image.shape[0]), s)
+    if len(counts) == 1:
+        return list(train), list(val)
+    if 1 not in counts or not set(counts) - {1} <= set(COLOUR_CHANNELS):
+        listed = ", ".join(f"{s.image_path or s.name} has {c}" for c, s in sorted(counts.items()))
+        raise ValueError(
+            f"the images have different numbers of channels ({listed}); give images of one "
+            "kind (greyscale images may be mixed with RGB ones, which are then read as grey)"
+        )
+
+    def grey(s: Sample) -> Sample:
+        if s.image.shape[0] == 1:
+            return s
+        return dataclasses.replace(s, image=as_grey(s.image))
+
+    n = sum(1 for s in [*train, *val] if s.image.shape[0] != 1)
+    log.info("%d colour image(s) read as grey (the mean of red, green and blue)", n)
+    return [grey(s) for s in train], [grey(s) for s in val]

@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ from biounet.data.layouts import Sample
 from biounet.data.tiles import TileDataset
 from biounet.inference.trained import TrainedModel
 from biounet.reporting.runlog import MetricsLog
+from biounet.train.batchnorm import has_batch_norm, recalibrate, recalibrated
 from biounet.train.budget import TimeBudget
 from biounet.train.distributed import barrier, from_rank0, sync_buffers
 from biounet.train.optim import build_optimizer, lr_factor, set_lr
@@ -37,6 +39,11 @@ from biounet.train.step import Precision, place, train_step
 from biounet.train.validate import improves, validate
 
 log = logging.getLogger(__name__)
+
+#: added to the seed for the tiles that batch-norm statistics are recomputed over
+RECALIBRATION_SEED = 7919
+#: the validation scores with "_" in their names that the metrics log keeps (not per class)
+SHOWN = ("pixel_error", "ap_50")
 
 __all__ = ["fit"]
 
@@ -102,6 +109,7 @@ def _train(cfg: TrainConfig, run: Run, progress: bool | None) -> TrainResult:
     model, ranks, device = run.model, run.ranks, run.device
     in_tile = (model.geometry.nearest_valid_sizes(cfg.tile)[1],) * cfg.data.ndim
     precision = Precision.of(cfg, device)
+    placement: dict[str, Any] = {"device": device, "memory_format": precision.memory_format}
     place(model, precision)
     opt = build_optimizer(cfg.optim, model.parameters())
     scaler = precision.scaler()
@@ -113,7 +121,9 @@ def _train(cfg: TrainConfig, run: Run, progress: bool | None) -> TrainResult:
     metrics = (
         MetricsLog(run.folder / "metrics.jsonl", after=state.iteration) if ranks.main else None
     )
-    meta = CheckpointMeta(run.normalizer.to_dict(), cfg.data.names(), in_tile[0], to_dict(cfg))
+    meta = CheckpointMeta(
+        run.normalizer.to_dict(), cfg.data.names(), in_tile[0], to_dict(cfg), run.instances_entry()
+    )
     bar = tqdm(total=state.planned, initial=state.iteration, unit="it", dynamic_ncols=True,
                disable=tqdm_disable(progress), desc="training")  # fmt: skip
     net.train()
@@ -137,7 +147,8 @@ def _train(cfg: TrainConfig, run: Run, progress: bool | None) -> TrainResult:
             state.iteration % cfg.val_every == 0 or state.iteration == state.planned
         )
         if due_val and ranks.main:
-            _validate(cfg, run, state, metrics, meta)
+            with recalibrated(run.model, _tile_batches(cfg, run, in_tile), **placement):
+                _validate(cfg, run, state, metrics, meta)
             net.train()
         if due_val:
             barrier(ranks)
@@ -145,6 +156,8 @@ def _train(cfg: TrainConfig, run: Run, progress: bool | None) -> TrainResult:
             _save_last(run, state, opt, scaler, cfg.optim, meta)
         ready = time.monotonic()
     bar.close()
+    if cfg.recalibrate_bn and ranks.main:  # the model fit returns (and best.pt if no validation)
+        recalibrate(run.model, _tile_batches(cfg, run, in_tile), **placement)
     return _finish(run, state, meta)
 
 
@@ -249,6 +262,28 @@ def _log_window(metrics: MetricsLog, state: TrainState, opt: torch.optim.Optimiz
     state.losses, state.logged_at, state.data_time = [], now, 0.0
 
 
+def _tile_batches(cfg: TrainConfig, run: Run, in_tile: tuple[int, ...]) -> list[torch.Tensor]:
+    """``cfg.recalibrate_bn`` augmented training tiles in batches of 4 (none without batch norm).
+
+    Drawn with their own seed: the training's tile stream is untouched.
+    """
+    if not cfg.recalibrate_bn or not has_batch_norm(run.model):
+        return []
+    tiles = TileDataset(
+        run.train_images,
+        in_tile=in_tile,
+        out_tile=run.model.geometry.output_shape(in_tile),
+        augment=cfg.augment,
+        length=cfg.recalibrate_bn,
+        seed=cfg.seed + RECALIBRATION_SEED,
+        oversample=cfg.oversample,
+    )
+    return [
+        torch.stack([tiles[i]["image"] for i in range(start, min(start + 4, len(tiles)))])
+        for start in range(0, len(tiles), 4)
+    ]
+
+
 def _validate(
     cfg: TrainConfig,
     run: Run,
@@ -257,16 +292,18 @@ def _validate(
     meta: CheckpointMeta,
 ) -> None:
     """Validate on rank 0; write ``best.pt`` if the chosen metric improved, and log."""
-    scores = validate(run.model, run.val_images, cfg.data.num_classes, run.device)
-    key, it = cfg.best_metric, state.iteration
+    rule = run.instance_rule
+    scores = validate(run.model, run.val_images, cfg.data.num_classes, run.device, instances=rule)
+    key, it = cfg.selection_metric(), state.iteration
     if improves(key, scores[key], state.best):
         state.best = {"metric": key, "value": scores[key], "iteration": it}
         best = run.folder / "best.pt"
         save_checkpoint(best, run.model, iteration=it, metrics=scores, **meta.entries())
     if metrics:  # the class means and the pixel error, not every class's score
-        shown = {f"val_{k}": v for k, v in scores.items() if "_" not in k or k == "pixel_error"}
+        shown = {f"val_{k}": v for k, v in scores.items() if "_" not in k or k in SHOWN}
         metrics.write(iteration=it, **shown)
-    summary = ", ".join(f"{k} {scores[k]:.4f}" for k in ("pixel_error", "iou", "dice", "loss"))
+    keys = ("pixel_error", "iou", "dice", "loss", "ap_50", "f1")
+    summary = ", ".join(f"{k} {scores[k]:.4f}" for k in keys if k in scores)
     log.info("iteration %d: %s", it, summary)
 
 
@@ -318,6 +355,11 @@ def _finish(run: Run, state: TrainState, meta: CheckpointMeta) -> TrainResult:
             log.warning("no plots: %s", e)
     barrier(run.ranks)
     model = TrainedModel(
-        run.model.eval(), run.normalizer, meta.class_names, meta.tile, run.folder / "best.pt"
+        run.model.eval(),
+        run.normalizer,
+        meta.class_names,
+        meta.tile,
+        run.folder / "best.pt",
+        instance_rule=run.instance_rule,
     )
     return TrainResult(run.folder, model, state.best)

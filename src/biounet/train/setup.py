@@ -20,9 +20,11 @@ from biounet.config import TrainConfig, check_resume, config_from_dict, save_con
 from biounet.core.files import clean_stale_parts, ensure_folder
 from biounet.data.layouts import Sample
 from biounet.data.normalize import Normalizer
+from biounet.data.objects import ObjectSizes, object_sizes
 from biounet.data.tiles import TrainImage
+from biounet.inference.postprocess.rule import InstanceRule
 from biounet.model.unet import UNet
-from biounet.train.data import load_samples, prepare_split, split
+from biounet.train.data import harmonise_channels, load_samples, prepare_split, split
 from biounet.train.distributed import Ranks, start
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,15 @@ class Run:
     normalizer: Normalizer
     resumed: dict[str, Any] | None = None
     changes: dict[str, Any] = field(default_factory=dict)
+    object_sizes: ObjectSizes | None = None
+    instance_rule: InstanceRule | None = None
+
+    def instances_entry(self) -> dict[str, Any] | None:
+        """The checkpoint entry ``"instances"``: the rule predict applies, and its origin."""
+        if self.instance_rule is None:
+            return None
+        sizes = self.object_sizes.to_dict() if self.object_sizes is not None else None
+        return {"rule": self.instance_rule.to_dict(), "object_sizes": sizes}
 
 
 def build_model(cfg: TrainConfig, in_channels: int) -> UNet:
@@ -119,9 +130,8 @@ def set_up(cfg: TrainConfig, folder: Path, *, resume: bool, samples: list[Sample
     elif ranks.main and last.exists():
         raise FileExistsError(f"{folder} already holds a run; use --resume or another --out")
     # everything that can be checked without writing, before the run folder exists
-    train_s, val_s = split(
-        load_samples(cfg.data) if samples is None else samples, cfg.data, cfg.seed
-    )
+    found = load_samples(cfg.data) if samples is None else samples
+    train_s, val_s = harmonise_channels(*split(found, cfg.data, cfg.seed))
     if not train_s:
         raise ValueError("no training samples left after the validation split")
     spec, norm = cfg.data.annotation_spec(), Normalizer.from_dict(cfg.data.normalize)
@@ -149,4 +159,9 @@ def set_up(cfg: TrainConfig, folder: Path, *, resume: bool, samples: list[Sample
         raise
     if ranks.main:
         save_config(cfg, folder / "config.yaml")
-    return Run(folder, ranks, device, model, train_imgs, val_imgs, norm, resumed, changes)
+    run = Run(folder, ranks, device, model, train_imgs, val_imgs, norm, resumed, changes)
+    if cfg.data.annotation == "instances":
+        # what predict keeps and how it separates objects, learnt from the training objects
+        run.object_sizes = object_sizes(t.instances for t in train_imgs if t.instances is not None)
+        run.instance_rule = InstanceRule.from_sizes(run.object_sizes, cfg.data.instance_target)
+    return run

@@ -75,6 +75,8 @@ class CheckpointMeta:
     class_names: list[str]
     tile: int  #: the network input tile of training, px per axis
     train_config: dict[str, Any]  #: the whole configuration, as config.yaml holds it
+    #: instance annotations: the rule that makes objects, and the object sizes it came from
+    instances: dict[str, Any] | None = None
 
     def entries(self) -> dict[str, Any]:
         """The checkpoint entries, by name."""

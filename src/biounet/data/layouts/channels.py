@@ -18,7 +18,7 @@ import numpy as np
 from biounet.data.io import ImageFile
 from biounet.data.views import ChannelsFirst
 
-__all__ = ["MAX_CHANNELS_FIRST", "to_channels_first"]
+__all__ = ["COLOUR_CHANNELS", "MAX_CHANNELS_FIRST", "as_grey", "to_channels_first"]
 
 #: the most entries a leading axis may have to be taken as channels without a declaration
 MAX_CHANNELS_FIRST = 16
@@ -130,3 +130,30 @@ def to_channels_first(
     if len(data.shape) != ndim + 1:
         raise ValueError(f"{name}: shape {shape} with channel axis {channel_axis} is not {ndim}D")
     return data
+
+
+#: channel counts of colour images (RGB, RGBA) that are read as grey where one channel is
+#: expected: a training set mixing grey and colour images, a colour image given to a
+#: one-channel model
+COLOUR_CHANNELS = (3, 4)
+
+
+def as_grey(image: Any) -> np.ndarray:
+    """A colour image ``(3 or 4, *S)`` as grey ``(1, *S)``: the mean of red, green and blue.
+
+    The one rule for colour where one channel is expected, the same at training and at
+    prediction. Alpha is dropped; integer images stay in their dtype (rounded), so that the
+    intensity normalisation treats grey and converted images alike.
+
+    >>> as_grey(np.array([[[30]], [[60]], [[91]]], np.uint8)).tolist()
+    [[[60]]]
+    """
+    a = np.asarray(image)
+    if a.ndim < 3 or a.shape[0] not in COLOUR_CHANNELS:
+        raise ValueError(
+            f"as_grey takes a colour image (3 or 4 channels first), got shape {a.shape}"
+        )
+    grey: np.ndarray = a[:3].astype(np.float64).mean(axis=0, keepdims=True)
+    if np.issubdtype(a.dtype, np.integer):
+        return np.asarray(np.rint(grey), dtype=a.dtype)
+    return np.asarray(grey, dtype=np.result_type(a.dtype, np.float32))

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from biounet.data.synthetic.cells import make_cells
 from biounet.data.synthetic.dataset import make_dataset
+from biounet.data.synthetic.folders import write_synthetic
 from biounet.data.synthetic.membranes import make_membranes
 from biounet.data.synthetic.noise import Seed
 
-__all__ = ["Seed", "make_cells", "make_dataset", "make_membranes"]
+__all__ = ["Seed", "make_cells", "make_dataset", "make_membranes", "write_synthetic"]

@@ -6,8 +6,9 @@ background) over ``S = (Y, X)`` or ``(Z, Y, X)``. :func:`semantic` gives class m
 (``cells``), :func:`membrane_regions` the regions between EM membranes (``membranes``), and
 :func:`instances_from_probabilities` either of the last two from a network's output
 (``objects``); :func:`fill_holes` and :func:`remove_small` are the label clean-ups
-(``labels``). Instance labels are int32, 0 = background, for
-:func:`biounet.data.write_labels` (16- or 32-bit TIFF).
+(``labels``); :class:`InstanceRule` (``rule``) is a trained model's way from probabilities to
+cells, its values derived from the sizes of the training objects. Instance labels are int32,
+0 = background, for :func:`biounet.data.write_labels` (16- or 32-bit TIFF).
 """
 
 from biounet.inference.postprocess.cells import instances
@@ -15,9 +16,11 @@ from biounet.inference.postprocess.class_maps import semantic
 from biounet.inference.postprocess.labels import fill_holes, remove_small
 from biounet.inference.postprocess.membranes import membrane_regions
 from biounet.inference.postprocess.objects import INSTANCE_KINDS, instances_from_probabilities
+from biounet.inference.postprocess.rule import InstanceRule
 
 __all__ = [
     "INSTANCE_KINDS",
+    "InstanceRule",
     "fill_holes",
     "instances",
     "instances_from_probabilities",

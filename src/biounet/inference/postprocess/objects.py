@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -10,6 +10,9 @@ from biounet.core.checks import is_whole, look_up
 from biounet.inference.postprocess.arguments import check_probs
 from biounet.inference.postprocess.cells import instances
 from biounet.inference.postprocess.membranes import membrane_regions
+
+if TYPE_CHECKING:
+    from biounet.inference.postprocess.rule import InstanceRule
 
 __all__ = ["INSTANCE_KINDS", "instances_from_probabilities"]
 
@@ -22,6 +25,7 @@ def instances_from_probabilities(
     *,
     kind: str = "cells",
     membrane_class: int | None = None,
+    rule: InstanceRule | None = None,
     **options: Any,
 ) -> np.ndarray:
     """Instance labels from a network's class probabilities: cells, or regions between membranes.
@@ -38,6 +42,10 @@ def instances_from_probabilities(
     membrane_class : int, optional
         "membranes" only: the class that is membrane; default 0, as for a 2-class net trained
         on ISBI 2012 labels (membrane 0 = class 0, cells 255 = class 1).
+    rule : InstanceRule, optional
+        "cells" only: the model's :class:`~biounet.inference.postprocess.InstanceRule` (its
+        target, ``h``, ``min_size``, hole filling); ``options`` override its values. None:
+        the defaults of :func:`~biounet.inference.postprocess.instances`.
     **options
         Keywords of :func:`~biounet.inference.postprocess.instances` ("cells":
         ``foreground_class``, ``threshold``, ``h``, ``min_size``, ...) or of
@@ -65,7 +73,12 @@ def instances_from_probabilities(
                 f"membrane_class={membrane_class} applies to kind='membranes', not 'cells'; "
                 "cells take foreground_class"
             )
-        return instances(p, **options)
+        return instances(p, **options) if rule is None else rule(p, **options)
+    if rule is not None:
+        raise ValueError(
+            f"an instance rule ({rule.target}) applies to kind='cells', not {what!r}; "
+            "membrane regions take threshold, min_size and thin"
+        )
     k = 0 if membrane_class is None else membrane_class
     if not is_whole(k) or not 0 <= k < p.shape[0]:
         raise ValueError(

@@ -1,0 +1,108 @@
+"""Batch-norm statistics recomputed over many training tiles, not the last few batches.
+
+During training, batch norm keeps running averages (momentum 0.1) of the batch statistics of
+the last ~10 batches; with batches of two tiles they swing, and so do the eval-mode outputs:
+validation scores jump between validations even at a learning rate near 0, and which model
+becomes ``best.pt`` is chance. :func:`recalibrate` replaces the running averages by exact means
+over ``batches`` batches of training tiles drawn with their own seed (the training's tile stream
+is not touched), computed in train mode for the batch-norm layers only (dropout off), without
+gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+import torch
+
+__all__ = ["has_batch_norm", "recalibrate", "recalibrated"]
+
+_BN = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)
+
+
+def has_batch_norm(model: torch.nn.Module) -> bool:
+    """Whether ``model`` has batch-norm layers that keep running statistics."""
+    return any(isinstance(m, _BN) and m.track_running_stats for m in model.modules())
+
+
+@torch.no_grad()
+def recalibrate(
+    model: torch.nn.Module,
+    batches: Iterable[torch.Tensor],
+    *,
+    device: torch.device,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> int:
+    """Set every batch-norm layer's running statistics to their mean over ``batches``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network; its mode (train or eval) is restored afterwards.
+    batches : iterable of torch.Tensor
+        Input batches ``(B, C, *in_tile)``, as training feeds them.
+    device : torch.device
+        Where the network is.
+    memory_format : torch.memory_format
+        The layout training uses (channels-last or contiguous).
+
+    Returns
+    -------
+    int
+        The number of batches seen (0: nothing changed, e.g. no batch-norm layer).
+
+    Notes
+    -----
+    With ``momentum=None`` a batch-norm layer keeps the cumulative average of the batch means
+    and (unbiased) variances: after ``n`` batches its statistics are the mean over all of them.
+    """
+    layers = [m for m in model.modules() if isinstance(m, _BN) and m.track_running_stats]
+    inputs = list(batches)
+    if not layers or not inputs:  # nothing to average over: the statistics stay as they are
+        return 0
+    was_training = model.training
+    momenta = [m.momentum for m in layers]
+    model.eval()  # dropout off; only the batch-norm layers compute batch statistics
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    n = 0
+    try:
+        for x in inputs:
+            model(x.to(device).contiguous(memory_format=memory_format))
+            n += 1
+    finally:
+        for m, momentum in zip(layers, momenta):
+            m.momentum = momentum
+        model.train(was_training)
+    return n
+
+
+@contextmanager
+def recalibrated(
+    model: torch.nn.Module,
+    batches: Iterable[torch.Tensor],
+    *,
+    device: torch.device,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> Iterator[int]:
+    """:func:`recalibrate` for the duration of a block, then the running statistics back.
+
+    Validation (and the ``best.pt`` it writes) sees exact statistics, while training goes on
+    from its own running averages exactly as it would have without the validation: a resumed
+    run stays identical to an uninterrupted one whatever its validation interval.
+    """
+    layers = [m for m in model.modules() if isinstance(m, _BN) and m.track_running_stats]
+    saved = [
+        {k: v.clone() for k, v in m.state_dict().items()}  # running mean/var, batch count
+        for m in layers
+    ]
+    try:
+        yield recalibrate(model, batches, device=device, memory_format=memory_format)
+    finally:
+        with torch.no_grad():
+            for m, state in zip(layers, saved):
+                for name, value in state.items():
+                    getattr(m, name).copy_(value)
