@@ -125,10 +125,31 @@ def test_failing_check_raises_one_line_and_writes_nothing(
 ) -> None:
     _off_by(monkeypatch, 1e-3)
     out = tmp_path / "new" / "deeper" / "net.pt"
-    with pytest.raises(ExportCheckError, match=r"max \|difference\| of logits 0.001 > atol") as e:
+    with pytest.raises(
+        ExportCheckError,
+        match=r"max \|difference\| of logits 0.001 > 0.000\d+ \(atol 0.0001 \+ 1e-05 x",
+    ) as e:
         export_model(small_net(), out, tile_shape=44)
     assert "\n" not in str(e.value) and str(out) in str(e.value)
     assert _no_leftovers(tmp_path) == []  # nor the folders made for it
+
+
+def test_the_allowed_difference_grows_with_the_logits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    net = small_net()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(40.0)  # logits in the thousands, as float32 rounding then differs more
+    x = torch.randn(1, 1, 44, 44, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        largest = float(net.eval()(x).abs().max())
+    assert largest > 100
+    _off_by(monkeypatch, 0.5e-5 * largest)  # within atol 1e-4 + 1e-5 x the largest logit
+    export_model(net, tmp_path / "ok.pt", tile_shape=44, dynamic=False)
+    _off_by(monkeypatch, 3e-5 * largest)
+    with pytest.raises(ExportCheckError, match=r"\+ 1e-05 x largest \|logit\|"):
+        export_model(net, tmp_path / "bad.pt", tile_shape=44, dynamic=False)
 
 
 def test_negative_atol_is_refused_up_front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
