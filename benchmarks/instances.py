@@ -308,8 +308,12 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"dataset": dataset, "variant": name, **ref})
         for variant in args.variants:
             print(f"{dataset} / {variant} ...", flush=True)
-            rows.append(run_one(out, dataset, split, variant, args))
-            print(markdown(rows[-1:]), flush=True)
+            print(markdown([run_one(out, dataset, split, variant, args)]), flush=True)
+        # every run done so far, this call's and earlier sittings', in the variants' order
+        for variant in VARIANTS:
+            done = out / "runs" / dataset / variant / "done.json"
+            if done.exists():
+                rows.append(json.loads(done.read_text()))
     meta = {
         "machine": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),

@@ -100,7 +100,8 @@ def test_page_is_self_contained_with_all_sections(run: Path, tmp_path: Path) -> 
     assert re.search(r"<td>2</td>(<td>[0-9.]+</td>){4}", table)
     assert re.search(r"<td>4</td>(<td>[0-9.]+</td>){4}", table)
     assert table.count('class="best"') == 1 and "last</td>" in table
-    assert "best validation iou" in page and "final training loss" in page
+    # instance annotations: best.pt is chosen by AP@0.5
+    assert "best validation ap_50" in page and "final training loss" in page
     # learning curves and the gallery: 2 validation images x 4 panels of the 64 x 64 crops
     curves = images_of(page, "plot")
     assert list(curves) == ["learning-curves"] and curves["learning-curves"].width >= 600

@@ -34,7 +34,7 @@ def summary_section(
     """
     ckpt = run / ("last.pt" if (run / "last.pt").exists() else "best.pt")
     meta = load_checkpoint(ckpt)
-    mc, key = model.config, cfg.best_metric
+    mc, key = model.config, cfg.selection_metric()
     done, planned = meta.get("iteration", "?"), meta.get("planned_iterations", cfg.iterations)
     cards: list[tuple[str, Any]] = [
         ("iterations", f"{done} / {planned}"),
@@ -105,7 +105,7 @@ def metric_section(run: Path, cfg: TrainConfig) -> tuple[str, list[dict[str, Any
     except FileNotFoundError:
         records = []
     parts.append("<h3>Validation during training (whole images)</h3>")
-    parts.append(_validation_table(records, cfg.best_metric))
+    parts.append(_validation_table(records, cfg.selection_metric()))
     return "".join(parts), records
 
 
