@@ -69,15 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-images", type=int, default=4)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    from biounet.train.batchnorm import recalibrated
+    from biounet.train.batchnorm import recalibrated, recalibration_batches
     from biounet.train.validate import validate
 
     t0 = time.monotonic()
     cfg, model, train, val, tile = prepare(args.run, args.val_images)
     net, dev = model.net, torch.device("cpu")
-    recal = tiles(cfg, train, model, tile, args.tiles, seed=cfg.seed + 7919)
-    batches = [recal[i : i + 4] for i in range(0, len(recal), 4)]
-    stacked = [torch.stack(b) for b in batches]
+    cfg.recalibrate_bn = args.tiles
+    stacked = recalibration_batches(cfg, train, net, tile)  # what training recomputes over
     rule = model.instance_rule
     scores: dict[str, list[dict[str, float]]] = {"running": [], "recalibrated": []}
     for r in range(args.rounds):

@@ -225,24 +225,14 @@ def predict_and_score(run: Path, test: Path, variant: str) -> dict[str, Any]:
     for name, t in truth.items():
         image = next(images.glob(f"{name}.*"))
         probs = biounet.predict(model, read_image(image))
-        if VARIANTS[variant].get("legacy"):  # the pipeline before issue 12, by hand
-            labels = instances_from_probabilities(probs, kind="cells", **post)
-        else:
-            labels = model_instances(model, probs, post)
-        pairs.append((name, labels, t))
+        # as predict --instances makes them: the model's rule, the variant's options over it
+        # (the pipeline before issue 12 had no rule: h 2 px, no size filter)
+        rule = None if VARIANTS[variant].get("legacy") else model.instance_rule
+        labels = instances_from_probabilities(probs, kind="cells", rule=rule, **post)
+        pairs.append((name, np.asarray(labels), t))
     result = score(pairs)
     result["predict_seconds"] = time.monotonic() - t0
     return result
-
-
-def model_instances(model: Any, probs: np.ndarray, post: dict[str, Any]) -> np.ndarray:
-    """Instance labels as ``biounet predict --instances`` makes them for this model."""
-    from biounet.inference.postprocess import instances_from_probabilities
-
-    rule = getattr(model, "instance_rule", None)
-    if rule is not None and not post:
-        return np.asarray(rule(probs))
-    return np.asarray(instances_from_probabilities(probs, kind="cells", **post))
 
 
 def run_one(out: Path, dataset: str, split: dict[str, Path], variant: str, args: Any) -> dict:

@@ -48,6 +48,7 @@ FORMAT_VERSION = 1
 
 __all__ = [
     "instance_entry",
+    "instance_entry_for",
     "load",
     "load_checkpoint",
     "rng_state",
@@ -189,6 +190,18 @@ def load_checkpoint(
         }
     payload["path"] = str(p)
     return payload
+
+
+def instance_entry_for(
+    rule: InstanceRule | None, sizes: ObjectSizes | None
+) -> dict[str, Any] | None:
+    """The checkpoint entry ``"instances"`` that :func:`instance_entry` reads back.
+
+    ``{"rule": ..., "object_sizes": ...}`` as plain values; None without a rule.
+    """
+    if rule is None:
+        return None
+    return {"rule": rule.to_dict(), "object_sizes": sizes.to_dict() if sizes else None}
 
 
 def instance_entry(ck: dict[str, Any]) -> tuple[InstanceRule | None, ObjectSizes | None]:

@@ -11,12 +11,25 @@ gradients.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
 
-__all__ = ["has_batch_norm", "recalibrate", "recalibrated"]
+from biounet.config import TrainConfig
+from biounet.data.tiles import TileDataset, TrainImage
+from biounet.model.unet import UNet
+
+__all__ = [
+    "RECALIBRATION_SEED",
+    "has_batch_norm",
+    "recalibrate",
+    "recalibrated",
+    "recalibration_batches",
+]
+
+#: added to the run's seed for the tiles the statistics are recomputed over: their own stream
+RECALIBRATION_SEED = 7919
 
 _BN = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)
 
@@ -106,3 +119,28 @@ def recalibrated(
             for m, state in zip(layers, saved):
                 for name, value in state.items():
                     getattr(m, name).copy_(value)
+
+
+def recalibration_batches(
+    cfg: TrainConfig, images: Sequence[TrainImage], model: UNet, in_tile: tuple[int, ...]
+) -> list[torch.Tensor]:
+    """``cfg.recalibrate_bn`` augmented training tiles ``(4, C, *in_tile)`` at a time.
+
+    Drawn as training draws its tiles, with their own seed (the training's tile stream is
+    untouched); none when recalibration is off or ``model`` has no batch norm.
+    """
+    if not cfg.recalibrate_bn or not has_batch_norm(model):
+        return []
+    tiles = TileDataset(
+        list(images),
+        in_tile=in_tile,
+        out_tile=model.geometry.output_shape(in_tile),
+        augment=cfg.augment,
+        length=cfg.recalibrate_bn,
+        seed=cfg.seed + RECALIBRATION_SEED,
+        oversample=cfg.oversample,
+    )
+    return [
+        torch.stack([tiles[i]["image"] for i in range(start, min(start + 4, len(tiles)))])
+        for start in range(0, len(tiles), 4)
+    ]

@@ -22,14 +22,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from biounet.checkpoint import rng_state, save_checkpoint, set_rng_state
+from biounet.checkpoint import instance_entry_for, rng_state, save_checkpoint, set_rng_state
 from biounet.config import OptimConfig, TrainConfig, to_dict
 from biounet.core.checks import tqdm_disable
 from biounet.data.layouts import Sample
 from biounet.data.tiles import TileDataset
 from biounet.inference.trained import TrainedModel
 from biounet.reporting.runlog import MetricsLog
-from biounet.train.batchnorm import has_batch_norm, recalibrate, recalibrated
+from biounet.train.batchnorm import recalibrate, recalibrated, recalibration_batches
 from biounet.train.budget import TimeBudget
 from biounet.train.distributed import barrier, from_rank0, sync_buffers
 from biounet.train.optim import build_optimizer, lr_factor, set_lr
@@ -40,8 +40,6 @@ from biounet.train.validate import improves, validate
 
 log = logging.getLogger(__name__)
 
-#: added to the seed for the tiles that batch-norm statistics are recomputed over
-RECALIBRATION_SEED = 7919
 #: the validation scores with "_" in their names that the metrics log keeps (not per class)
 SHOWN = ("pixel_error", "ap_50")
 
@@ -110,6 +108,8 @@ def _train(cfg: TrainConfig, run: Run, progress: bool | None) -> TrainResult:
     in_tile = (model.geometry.nearest_valid_sizes(cfg.tile)[1],) * cfg.data.ndim
     precision = Precision.of(cfg, device)
     placement: dict[str, Any] = {"device": device, "memory_format": precision.memory_format}
+    # the same tiles at every validation and at the end: drawn once (none without batch norm)
+    bn_tiles = recalibration_batches(cfg, run.train_images, model, in_tile) if ranks.main else []
     place(model, precision)
     opt = build_optimizer(cfg.optim, model.parameters())
     scaler = precision.scaler()
@@ -122,7 +122,11 @@ def _train(cfg: TrainConfig, run: Run, progress: bool | None) -> TrainResult:
         MetricsLog(run.folder / "metrics.jsonl", after=state.iteration) if ranks.main else None
     )
     meta = CheckpointMeta(
-        run.normalizer.to_dict(), cfg.data.names(), in_tile[0], to_dict(cfg), run.instances_entry()
+        run.normalizer.to_dict(),
+        cfg.data.names(),
+        in_tile[0],
+        to_dict(cfg),
+        instance_entry_for(run.instance_rule, run.object_sizes),
     )
     bar = tqdm(total=state.planned, initial=state.iteration, unit="it", dynamic_ncols=True,
                disable=tqdm_disable(progress), desc="training")  # fmt: skip
@@ -147,7 +151,7 @@ def _train(cfg: TrainConfig, run: Run, progress: bool | None) -> TrainResult:
             state.iteration % cfg.val_every == 0 or state.iteration == state.planned
         )
         if due_val and ranks.main:
-            with recalibrated(run.model, _tile_batches(cfg, run, in_tile), **placement):
+            with recalibrated(run.model, bn_tiles, **placement):
                 _validate(cfg, run, state, metrics, meta)
             net.train()
         if due_val:
@@ -156,8 +160,8 @@ def _train(cfg: TrainConfig, run: Run, progress: bool | None) -> TrainResult:
             _save_last(run, state, opt, scaler, cfg.optim, meta)
         ready = time.monotonic()
     bar.close()
-    if cfg.recalibrate_bn and ranks.main:  # the model fit returns (and best.pt if no validation)
-        recalibrate(run.model, _tile_batches(cfg, run, in_tile), **placement)
+    if bn_tiles:  # the model fit returns (and best.pt if there was no validation)
+        recalibrate(run.model, bn_tiles, **placement)
     return _finish(run, state, meta)
 
 
@@ -260,28 +264,6 @@ def _log_window(metrics: MetricsLog, state: TrainState, opt: torch.optim.Optimiz
         data_share=state.data_time / max(now - state.logged_at, 1e-9),
     )
     state.losses, state.logged_at, state.data_time = [], now, 0.0
-
-
-def _tile_batches(cfg: TrainConfig, run: Run, in_tile: tuple[int, ...]) -> list[torch.Tensor]:
-    """``cfg.recalibrate_bn`` augmented training tiles in batches of 4 (none without batch norm).
-
-    Drawn with their own seed: the training's tile stream is untouched.
-    """
-    if not cfg.recalibrate_bn or not has_batch_norm(run.model):
-        return []
-    tiles = TileDataset(
-        run.train_images,
-        in_tile=in_tile,
-        out_tile=run.model.geometry.output_shape(in_tile),
-        augment=cfg.augment,
-        length=cfg.recalibrate_bn,
-        seed=cfg.seed + RECALIBRATION_SEED,
-        oversample=cfg.oversample,
-    )
-    return [
-        torch.stack([tiles[i]["image"] for i in range(start, min(start + 4, len(tiles)))])
-        for start in range(0, len(tiles), 4)
-    ]
 
 
 def _validate(

@@ -55,13 +55,6 @@ class Run:
     object_sizes: ObjectSizes | None = None
     instance_rule: InstanceRule | None = None
 
-    def instances_entry(self) -> dict[str, Any] | None:
-        """The checkpoint entry ``"instances"``: the rule predict applies, and its origin."""
-        if self.instance_rule is None:
-            return None
-        sizes = self.object_sizes.to_dict() if self.object_sizes is not None else None
-        return {"rule": self.instance_rule.to_dict(), "object_sizes": sizes}
-
 
 def build_model(cfg: TrainConfig, in_channels: int) -> UNet:
     """The network of a configuration: ``model.preset`` (if any) with the other fields over it."""

@@ -8,12 +8,11 @@ chosen by what the user asked for.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import torch
 
 from biounet.data.tiles import TrainImage
+from biounet.inference.postprocess.rule import InstanceRule
 from biounet.metrics.instances import InstanceAccumulator
 from biounet.metrics.pixel import ConfusionMatrix
 from biounet.model.unet import UNet
@@ -23,9 +22,6 @@ __all__ = ["HIGHER_IS_BETTER", "improves", "validate"]
 
 #: validation scores where a higher value is better (the others: lower is better)
 HIGHER_IS_BETTER = ("iou", "dice", "ap_50", "f1")
-
-#: probabilities ``(K, *S)`` to instance labels ``(*S)``
-InstanceRule = Callable[[np.ndarray], np.ndarray]
 
 
 def validate(
