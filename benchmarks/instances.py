@@ -71,6 +71,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "legacy": True,
     },
     "two_class": {"set": [], "postprocess": {}},
+    "two_class_gaps": {"set": [{"weights": {"separation": 2}}], "postprocess": {}},
+    "two_class_gaps_scaled": {
+        "set": [{"weights": {"separation": 2}, "data": {"scale": "auto"}}],
+        "postprocess": {},
+    },
+    "three_class_scaled": {
+        "set": [{"data": {"instance_target": "three_class", "num_classes": 3, "scale": "auto"}}],
+        "postprocess": {},
+    },
     "three_class": {
         "set": [{"data": {"instance_target": "three_class", "num_classes": 3}}],
         "postprocess": {},

@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "biounet.data.normalize": 1,
     "biounet.data.annotations": 1,
     "biounet.data.objects": 1,
+    "biounet.data.resample": 1,
     "biounet.data.synthetic.*": 1,
     "biounet.data.augment": 1,
     "biounet.data.weightmap.*": 1,

@@ -12,6 +12,7 @@ from biounet.cli import main
 from biounet.data import Normalizer, read_image, write_image
 from biounet.data.annotations import three_class_target
 from biounet.data.objects import ObjectSizes, object_sizes
+from biounet.data.synthetic import make_cells
 from biounet.describe import describe_checkpoint
 from biounet.inference.postprocess import InstanceRule, instances, instances_from_probabilities
 from biounet.segment import PredictOptions, predict_files
@@ -198,3 +199,49 @@ def test_inspect_shows_the_sizes_and_the_rule(tmp_path) -> None:
     assert f"(--h, --min-size override): {rule.describe()}" in text
     old = describe_checkpoint(checkpoint(tmp_path, None), flops=False)
     assert "training objects: not stored" in old and "uses h 2 px, min_size 0" in old
+
+
+def test_the_rule_is_chosen_on_validation_images(monkeypatch) -> None:
+    from scipy import ndimage as ndi
+
+    import biounet.inference.predictor as predictor
+    from biounet.data.tiles import TrainImage
+    from biounet.train.tune import H_FRACTIONS, MIN_SIZE_FRACTIONS, tune_rule
+
+    labels = [make_cells((128, 128), gap=0, seed=s)[1] for s in range(3)]
+    # blurred ideal probabilities: touching cells without gaps, so the seed depth decides
+    fake = {}
+    images = []
+    for i, lab in enumerate(labels):
+        fg = ndi.gaussian_filter((lab > 0).astype(np.float32), 2.0)
+        fake[i] = np.stack([1 - fg, fg]).astype(np.float32)
+        image = np.full((1, 128, 128), float(i), np.float32)  # tells the fake which image
+        images.append(TrainImage(f"v{i}", image, lab > 0, lab, np.zeros(0), lab.astype(np.int32)))
+    monkeypatch.setattr(predictor, "predict", lambda net, image, **kw: fake[int(image[0, 0, 0])])
+    sizes = object_sizes(labels)
+    rule, scores = tune_rule(None, images, sizes, "two_class", torch.device("cpu"))
+
+    def ap(r: InstanceRule) -> float:
+        from biounet.metrics.instances import InstanceAccumulator
+
+        acc = InstanceAccumulator(thresholds=(0.5,))
+        for lab, p in zip(labels, fake.values()):
+            acc.update(lab, r(p))
+        return float(acc.scores()["ap_50"])
+
+    default = InstanceRule.from_sizes(sizes, "two_class")
+    assert scores["ap_50_sizes"] == pytest.approx(ap(default))
+    assert scores["ap_50"] == pytest.approx(ap(rule)) and scores["ap_50"] >= scores["ap_50_sizes"]
+    # the best of the seed depths tried with the default size, then of the sizes with that depth
+    by_h = max(ap(InstanceRule.from_sizes(sizes, "two_class", h_fraction=f)) for f in H_FRACTIONS)
+    assert scores["ap_50"] >= by_h
+    assert (
+        any(rule.min_size == round(m * sizes.area_p05) for m in MIN_SIZE_FRACTIONS)
+        and "chosen on 3 validation image(s)" in rule.source
+    )
+    # a tie (nothing found at any depth) keeps the default fractions
+    empty = np.stack([np.ones((128, 128)), np.zeros((128, 128))]).astype(np.float32)
+    monkeypatch.setattr(predictor, "predict", lambda net, image, **kw: empty)
+    tie, tie_scores = tune_rule(None, images, sizes, "two_class", torch.device("cpu"))
+    assert (tie.h, tie.min_size) == (default.h, default.min_size) and tie_scores["ap_50"] == 0
+    assert tune_rule(None, images, None, "two_class", torch.device("cpu")) is None

@@ -166,6 +166,11 @@ def test_instances_pick_best_by_ap_and_the_run_stores_its_instance_rule(tmp_path
     assert (
         model.instance_rule is not None and model.instance_rule.to_dict() == ck["instances"]["rule"]
     )
+    # the seeds were chosen on the validation images at the end, with best.pt's network
+    choice = ck["rule_choice"]
+    assert 0 <= choice["ap_50_sizes"] <= choice["ap_50"] <= 1
+    assert "validation image(s)" in model.instance_rule.source
+    assert result.model.instance_rule == model.instance_rule
 
 
 def test_a_collection_mixing_grey_and_colour_images_trains_as_grey(tmp_path, caplog) -> None:

@@ -9,6 +9,9 @@ A checkpoint is a ``torch.save`` file of plain types (loadable with ``weights_on
     DDP and ``torch.compile``).
 ``normalize``, ``class_names``, ``tile``
     What prediction needs: the intensity normalisation, the names of the classes, the tile.
+``scale`` (optional)
+    The factor images are resampled by before the network sees them (``data.scale``); absent
+    (checkpoints written before it was stored): 1.
 ``instances`` (optional)
     ``{"rule": InstanceRule.to_dict(), "object_sizes": ObjectSizes.to_dict() or None}``: how
     prediction turns probabilities into cells, and the training objects' sizes it was derived
@@ -55,6 +58,7 @@ __all__ = [
     "save_checkpoint",
     "set_rng_state",
     "unwrap",
+    "update_checkpoint",
 ]
 
 
@@ -111,6 +115,16 @@ def save_checkpoint(path: str | os.PathLike[str], model: torch.nn.Module, **extr
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
+
+
+def update_checkpoint(path: str | os.PathLike[str], **entries: Any) -> Path:
+    """Replace (or add) ``entries`` of the checkpoint at ``path``, atomically; the rest stays."""
+    payload = load_checkpoint(path)
+    p = Path(payload.pop("path"))
+    payload.update(entries)
+    with atomic_path(p) as tmp:
+        torch.save(payload, tmp)
+    return p
 
 
 def _unreadable(p: Path, e: BaseException) -> ValueError:
@@ -230,6 +244,15 @@ def instance_entry(ck: dict[str, Any]) -> tuple[InstanceRule | None, ObjectSizes
         ) from e
 
 
+def _scale_of(ck: dict[str, Any]) -> float:
+    """The checkpoint's ``scale`` entry (1 when absent); anything but a number > 0 is an error."""
+    scale = ck.get("scale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale > 0:
+        where = ck.get("path", "checkpoint")
+        raise ValueError(f"{where}: its 'scale' entry {scale!r} is no number > 0")
+    return float(scale)
+
+
 def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> TrainedModel:
     """A trained model ready for :func:`biounet.predict`, from a checkpoint file or run folder.
 
@@ -255,5 +278,6 @@ def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") ->
         tile=int(tile[0] if isinstance(tile, list | tuple) else tile) if tile else None,
         source=Path(ck["path"]),
         instance_rule=instance_entry(ck)[0],
+        scale=_scale_of(ck),
     )
     return model.to(dev).eval()

@@ -94,6 +94,10 @@ def describe_checkpoint(
         f"  classes: {', '.join(model.class_names) or model.num_classes}",
         f"  training tile: {model.tile if model.tile is not None else 'not stored'}",
         f"  normalisation applied by predict: {norm_text}",
+        f"  scale: images resampled by {model.scale:g} before the network sees them, results "
+        "on the image's own grid (data.scale)"
+        if model.scale != 1.0
+        else "  scale: 1 (images used on their own grid)",
         *instance_lines(ck),
     ]
     default = 572 if model.ndim == 2 else 132

@@ -41,6 +41,7 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
         oversample=0.3,
         val_every=250,
         workers=0,
+        data={"scale": "auto"},
     ),
     # modern, for GPUs: the paper's topology with batch norm, AdamW + poly schedule,
     # Dice + CE, bf16 mixed precision, channels-last, bigger batches
@@ -64,5 +65,6 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
         amp="bf16",
         channels_last=True,
         val_every=1000,
+        data={"scale": "auto"},
     ),
 }

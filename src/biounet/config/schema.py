@@ -15,8 +15,9 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from biounet.config.data import DataConfig
 from biounet.core.checks import check_positive_int, look_up
-from biounet.data.annotations import ANNOTATION_KINDS, INSTANCE_TARGETS, AnnotationSpec
+from biounet.data.annotations import ANNOTATION_KINDS, INSTANCE_TARGETS
 from biounet.data.augment import AugmentConfig
 from biounet.data.normalize import Normalizer
 from biounet.data.weightmap import WeightConfig
@@ -43,109 +44,6 @@ AMP_MODES = ("off", "bf16", "fp16")
 #: values of :attr:`TrainConfig.best_metric`: "auto" picks by the annotation (see
 #: :meth:`TrainConfig.selection_metric`); iou, dice, ap_50 and f1 are better when higher
 BEST_METRICS = ("auto", "iou", "dice", "pixel_error", "loss", "ap_50", "f1")
-
-
-@dataclass
-class DataConfig:
-    """Where the data is and how to read it.
-
-    Attributes
-    ----------
-    path : str
-        Dataset folder in any layout of :func:`biounet.data.find_dataset`.
-    val_path : str
-        A separate validation set (same layouts); empty: split ``path``.
-    val_names : list of str
-        Validation samples by name (e.g. ``["25", "26"]``); empty: a random split. Numbers
-        are taken as names (``[25, 26]``), but YAML reads ``01`` as the number 1: quote names
-        with leading zeros (``["01", "02"]``). Not together with ``val_path``.
-    val_fraction : float
-        Share of ``path`` held out for validation by a seeded random split.
-    ndim : int
-        2 or 3 spatial axes.
-    channel_axis : int or None
-        Declared channel axis of the images (None: the rule of ``to_channels_first``).
-    annotation : {"binary", "classes", "instances"}
-    instance_target : {"two_class", "three_class"}
-        What a network learns from instance annotations: ``"two_class"``, background and
-        object (the paper's, with the weight map separating touching objects), or
-        ``"three_class"``, background, object interior and object boundary (needs
-        ``num_classes: 3``; predicted objects are then seeded in the interiors). Binary and
-        class masks ignore it: they have no objects to draw boundaries of.
-    foreground : int or None
-        Objects' value in binary masks (None: the larger value).
-    num_classes : int
-    ignore : int or None
-        Value of unannotated pixels.
-    class_names : list of str
-        Names of the classes (default ``background``, ``foreground`` or ``class K``).
-    normalize : dict
-        :class:`~biounet.data.normalize.Normalizer` fields (checked when the configuration is
-        built).
-    """
-
-    path: str = ""
-    val_path: str = ""
-    val_names: list[str] = field(default_factory=list)
-    val_fraction: float = 0.2
-    ndim: int = 2
-    channel_axis: int | None = None
-    annotation: str = "binary"
-    instance_target: str = "two_class"
-    foreground: int | None = None
-    num_classes: int = 2
-    ignore: int | None = None
-    class_names: list[str] = field(default_factory=list)
-    normalize: dict[str, Any] = field(default_factory=lambda: {"mode": "percentile"})
-
-    def check_validation_source(self) -> None:
-        """Raise a ValueError if both ``val_path`` and ``val_names`` pick the validation set."""
-        if self.val_path and self.val_names:
-            raise ValueError(
-                f"data.val_path ({self.val_path!r}) and data.val_names ({self.val_names}) both "
-                "pick the validation set; give only one"
-            )
-
-    def check_instance_target(self) -> None:
-        """Raise a ValueError unless ``num_classes`` fits the instance target (3 or 2 classes).
-
-        Only for instance annotations; the other kinds ignore ``instance_target``.
-        """
-        three = self.instance_target == "three_class"
-        want, other = (3, "two_class") if three else (2, "three_class")
-        if self.annotation == "instances" and self.num_classes != want:
-            raise ValueError(
-                f"data.instance_target {self.instance_target!r} of instance annotations has "
-                f"{want} classes, got data.num_classes {self.num_classes}; set "
-                f"data.num_classes: {want} (--num-classes {want}), or data.instance_target: "
-                f"{other} with data.num_classes: {5 - want}"
-            )
-
-    def annotation_spec(self) -> AnnotationSpec:
-        """How the masks are read into training targets (annotation kind, values, classes).
-
-        The instance target is carried for instance annotations; the other kinds get the
-        ``"two_class"`` reading they always had.
-        """
-        target = self.instance_target if self.annotation == "instances" else "two_class"
-        return AnnotationSpec(
-            self.annotation, self.foreground, self.num_classes, self.ignore, target=target
-        )
-
-    def names(self) -> list[str]:
-        """Class names, defaults filled in."""
-        if self.class_names:
-            if len(self.class_names) != self.num_classes:
-                raise ValueError(
-                    f"data.class_names has {len(self.class_names)} names for "
-                    f"{self.num_classes} classes"
-                )
-            return list(self.class_names)
-        if self.num_classes == 2:
-            return ["background", "foreground"]
-        if self.annotation == "instances" and self.instance_target == "three_class":
-            return ["background", "interior", "boundary"]
-        return ["background"] + [f"class {k}" for k in range(1, self.num_classes)]
 
 
 @dataclass
@@ -310,6 +208,7 @@ class TrainConfig:
         if d.num_classes < 2:
             raise ValueError(f"data.num_classes must be >= 2, got {d.num_classes}")
         d.check_instance_target()
+        d.check_scale()
         if not 0 <= d.val_fraction < 1:
             raise ValueError(f"data.val_fraction must be in [0, 1), got {d.val_fraction}")
         d.check_validation_source()

@@ -1,4 +1,4 @@
-"""Lazy array views: an image read only where it is sliced, with channels first or normalised."""
+"""Lazy views of an image, read only where sliced: channels first, normalised, resampled."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 
 from biounet.data.normalize import apply_normalization
+from biounet.data.resample import resample
 
-__all__ = ["ChannelsFirst", "Normalized"]
+__all__ = ["ChannelsFirst", "Normalized", "Resampled"]
 
 
 class ChannelsFirst:
@@ -96,3 +97,53 @@ class Normalized:
     def __getitem__(self, key: tuple[Any, ...]) -> np.ndarray:
         x = self.array[key]  # key[0] selects the channels
         return apply_normalization(x, self.offset[key[0]], self.scale[key[0]])
+
+
+class Resampled:
+    """A lazy view of ``(C, *S)`` data resampled to the spatial ``shape``, computed on read.
+
+    Each read computes the sliced region from the source pixels it needs (see
+    :func:`biounet.data.resample.resample`), so the view of a large lazy image stays lazy and
+    its tiles agree with the whole resampled image. Indexing takes integers and step-1
+    slices; values are float32.
+    """
+
+    def __init__(self, array: Any, shape: tuple[int, ...]) -> None:
+        self.array = array
+        self.shape = (int(array.shape[0]), *(int(n) for n in shape))
+        self.dtype = np.dtype(np.float32)
+
+    @property
+    def ndim(self) -> int:
+        """Number of axes (channels first)."""
+        return len(self.shape)
+
+    def __repr__(self) -> str:
+        return f"<lazy resampled view {self.shape} of {type(self.array).__name__}>"
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        if any(k is Ellipsis for k in key) or len(key) > self.ndim:
+            raise IndexError(f"a resampled view takes up to {self.ndim} integers or slices")
+        key = key + (slice(None),) * (self.ndim - len(key))
+        region, squeeze = [], []
+        for axis, (k, n) in enumerate(zip(key[1:], self.shape[1:]), start=1):
+            if isinstance(k, int | np.integer) and not isinstance(k, bool):
+                i = int(k) + n if k < 0 else int(k)
+                if not 0 <= i < n:
+                    raise IndexError(f"index {k} is out of bounds for axis {axis} of size {n}")
+                region.append(slice(i, i + 1))
+                squeeze.append(axis)
+            elif isinstance(k, slice) and k.step in (None, 1):
+                region.append(k)
+            else:
+                raise TypeError(f"a resampled view takes integers and step-1 slices, got {k!r}")
+        out = resample(self.array, self.shape[1:], region)[key[0]]
+        if squeeze:  # integer indices drop their axes (shifted by one if the channel went)
+            drop = tuple(a - (0 if isinstance(key[0], slice) else 1) for a in squeeze)
+            out = out.squeeze(axis=drop)
+        return np.asarray(out)
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        out = self[(slice(None),)]
+        return out.astype(dtype, copy=False) if dtype is not None else out

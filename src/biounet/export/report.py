@@ -117,6 +117,10 @@ def sidecar(
         "tiling": tiling,
         "normalization": model.normalizer.to_dict() if model.normalizer is not None else None,
         "normalization_note": "apply to each whole image before tiling (biounet.data.normalize)",
+        "scale": float(getattr(model, "scale", 1.0)),
+        "scale_note": "resample each image by this factor first (linear, Gaussian anti-aliasing "
+                      "when shrinking; biounet.data.resample) and the probabilities back to the "
+                      "image's grid after; 1: none",
         "model_config": cfg.to_dict(),
         "check": {"max_abs_diff": report.max_abs_diff, "atol": report.atol,
                   "tiles": [list(t) for t in report.checked_tiles]},

@@ -15,7 +15,8 @@ from biounet.core.device import resolve_device
 from biounet.core.runtime import auto_tune_allocator
 from biounet.data.layouts.channels import COLOUR_CHANNELS, as_grey
 from biounet.data.normalize import Normalizer
-from biounet.data.views import ChannelsFirst, Normalized
+from biounet.data.resample import resample, scaled_shape
+from biounet.data.views import ChannelsFirst, Normalized, Resampled
 from biounet.inference.tiling import as_image_array, check_out, dihedral_transforms, tile_apply
 from biounet.inference.trained import TrainedModel
 from biounet.model.unet import UNet
@@ -125,6 +126,7 @@ def predict(
     overlap: float = 0.5,
     channels_last: bool | None = None,
     normalize: bool = True,
+    scale: float | None = None,
 ) -> Any:
     """Per-class probabilities of a U-Net for a whole image of any size.
 
@@ -167,6 +169,12 @@ def predict(
         Apply a trained model's training normalisation (:attr:`TrainedModel.normalizer`) to
         the image first; its statistics come from the whole image (a subsample for very large
         ones). Without a normaliser the values pass unchanged.
+    scale : float, optional
+        Resample the image by this factor before the network sees it, and the probabilities
+        back to the image's grid after (:mod:`biounet.data.resample`). Default: the trained
+        model's :attr:`~biounet.inference.trained.TrainedModel.scale` (the factor its training
+        images were resampled by), 1 for a bare network. ``tile_shape`` is then in resampled
+        px. The resampled probabilities ``(K, *S * scale)`` are held in memory.
 
     Returns
     -------
@@ -207,6 +215,7 @@ def predict(
     its tiles cover different parts of the image.
     """
     net, normalizer = _network(model)
+    factor = _scale(model, scale)
     image = as_image_array(image)
     given = tuple(int(n) for n in image.shape)
     if 0 in given:
@@ -219,7 +228,9 @@ def predict(
     if batch_size is None:
         batch_size = 4 if dev.type == "cuda" else 1
     batch_size = check_positive_int(batch_size, "batch_size")
-    tile, stride = choose_tile(net, spatial, tile_shape)
+    if factor != 1.0:  # the network sees the image on its training grid
+        image = Resampled(image, scaled_shape(spatial, factor))
+    tile, stride = choose_tile(net, tuple(image.shape[1:]), tile_shape)
     if not 0.0 <= overlap < 1.0:
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
     if normalize and normalizer is not None:
@@ -229,7 +240,7 @@ def predict(
     if dev.type == "cpu":
         auto_tune_allocator()
     with _evaluating(net, dev, channels_last) as fn, torch.inference_mode():
-        return tile_apply(
+        probs = tile_apply(
             fn,
             image,
             tile_shape=tile,
@@ -239,12 +250,40 @@ def predict(
             overlap=overlap,
             align=net.geometry.alignment,
             transforms=dihedral_transforms(net.ndim) if tta else None,
-            out=out,
+            out=out if factor == 1.0 else None,
             channels=net.config.num_classes,
             batch_size=batch_size,
             device=dev,
             progress=progress,
         )
+    return probs if factor == 1.0 else _back_to_grid(probs, spatial, out)
+
+
+def _scale(model: UNet | TrainedModel, scale: float | None) -> float:
+    """The resampling factor of a prediction: given, the trained model's, or 1."""
+    if scale is None:
+        return float(model.scale) if isinstance(model, TrainedModel) else 1.0
+    if isinstance(scale, bool) or not isinstance(scale, int | float):
+        raise TypeError(f"scale must be a number, got {type(scale).__name__}")
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a number > 0, got {scale!r}")
+    return float(scale)
+
+
+def _back_to_grid(probs: np.ndarray, spatial: tuple[int, ...], out: Any) -> Any:
+    """Probabilities ``(K, *S')`` resampled to the image's grid ``S``, into ``out`` if given.
+
+    Written in slabs of the first spatial axis (about 4 M values each), so that only the
+    result grows with the image.
+    """
+    result = out if out is not None else np.empty((probs.shape[0], *spatial), np.float32)
+    per_row = max(1, probs.shape[0] * math.prod(spatial[1:]))
+    rows = max(1, (1 << 22) // per_row)
+    rest = tuple(slice(0, n) for n in spatial[1:])
+    for a in range(0, spatial[0], rows):
+        b = min(spatial[0], a + rows)
+        result[:, a:b] = resample(probs, spatial, (slice(a, b), *rest))
+    return result
 
 
 def _network(model: UNet | TrainedModel) -> tuple[UNet, Normalizer | None]:

@@ -44,6 +44,10 @@ class TrainedModel:
         derived from the sizes of its training objects; ``biounet predict`` applies it to
         instance labels of kind "cells". None (checkpoints from before it was stored): the
         defaults of :func:`biounet.inference.postprocess.instances`.
+    scale : float
+        The factor its training images were resampled by (``data.scale``; 1: not at all).
+        ``predict`` resamples every image by it and brings the probabilities back to the
+        image's own grid, so results are always in the image's pixels.
     """
 
     net: UNet
@@ -52,6 +56,7 @@ class TrainedModel:
     tile: int | None = None
     source: Path | None = None
     instance_rule: InstanceRule | None = None
+    scale: float = 1.0
 
     @property
     def config(self) -> UNetConfig:

@@ -36,6 +36,7 @@ from biounet.train.optim import build_optimizer, lr_factor, set_lr
 from biounet.train.setup import Run, set_up
 from biounet.train.state import CheckpointMeta, TrainResult, TrainState
 from biounet.train.step import Precision, place, train_step
+from biounet.train.tune import tune_best
 from biounet.train.validate import improves, validate
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ def _train(cfg: TrainConfig, run: Run, progress: bool | None) -> TrainResult:
         in_tile[0],
         to_dict(cfg),
         instance_entry_for(run.instance_rule, run.object_sizes),
+        run.scale,
     )
     bar = tqdm(total=state.planned, initial=state.iteration, unit="it", dynamic_ncols=True,
                disable=tqdm_disable(progress), desc="training")  # fmt: skip
@@ -275,7 +277,14 @@ def _validate(
 ) -> None:
     """Validate on rank 0; write ``best.pt`` if the chosen metric improved, and log."""
     rule = run.instance_rule
-    scores = validate(run.model, run.val_images, cfg.data.num_classes, run.device, instances=rule)
+    scores = validate(
+        run.model,
+        run.val_images,
+        cfg.data.num_classes,
+        run.device,
+        instances=rule,
+        scale=run.scale,
+    )
     key, it = cfg.selection_metric(), state.iteration
     if improves(key, scores[key], state.best):
         state.best = {"metric": key, "value": scores[key], "iteration": it}
@@ -329,6 +338,11 @@ def _finish(run: Run, state: TrainState, meta: CheckpointMeta) -> TrainResult:
         if not (run.folder / "best.pt").exists():  # no validation set: the last model is best
             last_is_best = run.folder / "best.pt"
             save_checkpoint(last_is_best, run.model, iteration=state.iteration, **meta.entries())
+        elif run.instance_rule is not None and run.val_images:  # seeds chosen on validation
+            best = run.folder / "best.pt"
+            target = run.instance_rule.target
+            tuned = tune_best(best, run.val_images, run.object_sizes, target, run.device)
+            run.instance_rule = tuned or run.instance_rule
         try:
             from biounet.reporting.plots import plot_run
 
@@ -343,5 +357,6 @@ def _finish(run: Run, state: TrainState, meta: CheckpointMeta) -> TrainResult:
         meta.tile,
         run.folder / "best.pt",
         instance_rule=run.instance_rule,
+        scale=run.scale,
     )
     return TrainResult(run.folder, model, state.best)

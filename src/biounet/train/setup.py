@@ -6,9 +6,11 @@ setting up fails after that (bad data, say), a folder that this call created is 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,13 @@ import torch
 
 from biounet.checkpoint import load_checkpoint
 from biounet.config import TrainConfig, check_resume, config_from_dict, save_config
+from biounet.config.schema import DataConfig
 from biounet.core.files import clean_stale_parts, ensure_folder
+from biounet.data.annotations import AnnotationSpec, to_target
 from biounet.data.layouts import Sample
 from biounet.data.normalize import Normalizer
-from biounet.data.objects import ObjectSizes, object_sizes
+from biounet.data.objects import ObjectSizes, auto_scale, object_sizes
+from biounet.data.resample import resample, resample_labels, scaled_shape
 from biounet.data.tiles import TrainImage
 from biounet.inference.postprocess.rule import InstanceRule
 from biounet.model.unet import UNet
@@ -41,6 +46,8 @@ class Run:
 
     ``resumed`` is the ``last.pt`` state a resumed run continues from (None for a new run);
     ``changes`` the settings that changed since it was saved (``{key: (before, after)}``).
+    ``scale`` is the factor the training images were resampled by (``data.scale`` resolved);
+    ``object_sizes`` are those of the training labels on their own grid.
     """
 
     folder: Path
@@ -54,6 +61,36 @@ class Run:
     changes: dict[str, Any] = field(default_factory=dict)
     object_sizes: ObjectSizes | None = None
     instance_rule: InstanceRule | None = None
+    scale: float = 1.0
+
+
+def training_objects(samples: Sequence[Sample], d: DataConfig) -> ObjectSizes | None:
+    """The object sizes of the training labels (px, their own grid); None but for instances."""
+    if d.annotation != "instances":
+        return None
+    spec = AnnotationSpec("instances", ignore=d.ignore)
+    return object_sizes(
+        to_target(s.annotation, spec, name=str(s.annotation_path or s.name)).instances
+        for s in samples
+        if s.annotation is not None
+    )
+
+
+def resolve_scale(d: DataConfig, sizes: ObjectSizes | None) -> float:
+    """``data.scale`` as a factor: the number given, or the one ``"auto"`` derives from sizes."""
+    return auto_scale(sizes) if d.scale == "auto" else float(d.scale)
+
+
+def rescaled(samples: Sequence[Sample], scale: float) -> list[Sample]:
+    """The samples resampled by ``scale``: images linearly, annotations by nearest pixel."""
+    if scale == 1.0:
+        return list(samples)
+    out = []
+    for s in samples:
+        shape = scaled_shape(s.image.shape[1:], scale)
+        annotation = None if s.annotation is None else resample_labels(s.annotation, shape)
+        out.append(dataclasses.replace(s, image=resample(s.image, shape), annotation=annotation))
+    return out
 
 
 def build_model(cfg: TrainConfig, in_channels: int) -> UNet:
@@ -128,6 +165,10 @@ def set_up(cfg: TrainConfig, folder: Path, *, resume: bool, samples: list[Sample
     if not train_s:
         raise ValueError("no training samples left after the validation split")
     spec, norm = cfg.data.annotation_spec(), Normalizer.from_dict(cfg.data.normalize)
+    sizes = training_objects(train_s, cfg.data)
+    scale = resolve_scale(cfg.data, sizes)
+    if scale != 1.0 and ranks.main:
+        log.info("training images resampled by %g (data.scale %s)", scale, cfg.data.scale)
     created = ranks.main and not folder.exists()
     if ranks.main:
         ensure_folder(folder, "run folder")
@@ -135,8 +176,10 @@ def set_up(cfg: TrainConfig, folder: Path, *, resume: bool, samples: list[Sample
         # other ranks may be writing weight maps to the cache now: spare recent files
         clean_stale_parts(folder / "cache", min_age=0.0 if ranks.world == 1 else 3600.0)
     try:
+        # the network trains on the resampled grid; validation images keep their own, and
+        # predict resamples them as it does a user's
         train_imgs, val_imgs = prepare_split(
-            train_s, val_s, spec, norm, cfg.weights, folder / "cache"
+            rescaled(train_s, scale), val_s, spec, norm, cfg.weights, folder / "cache"
         )
         model = build_model(cfg, int(train_imgs[0].image.shape[0]))
         if resumed is not None:
@@ -153,8 +196,9 @@ def set_up(cfg: TrainConfig, folder: Path, *, resume: bool, samples: list[Sample
     if ranks.main:
         save_config(cfg, folder / "config.yaml")
     run = Run(folder, ranks, device, model, train_imgs, val_imgs, norm, resumed, changes)
+    run.scale = scale
     if cfg.data.annotation == "instances":
         # what predict keeps and how it separates objects, learnt from the training objects
-        run.object_sizes = object_sizes(t.instances for t in train_imgs if t.instances is not None)
-        run.instance_rule = InstanceRule.from_sizes(run.object_sizes, cfg.data.instance_target)
+        run.object_sizes = sizes
+        run.instance_rule = InstanceRule.from_sizes(sizes, cfg.data.instance_target)
     return run

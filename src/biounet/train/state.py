@@ -77,6 +77,8 @@ class CheckpointMeta:
     train_config: dict[str, Any]  #: the whole configuration, as config.yaml holds it
     #: instance annotations: the rule that makes objects, and the object sizes it came from
     instances: dict[str, Any] | None = None
+    #: the factor every image is resampled by before the network sees it (``data.scale``)
+    scale: float = 1.0
 
     def entries(self) -> dict[str, Any]:
         """The checkpoint entries, by name."""

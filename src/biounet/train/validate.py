@@ -31,6 +31,7 @@ def validate(
     device: torch.device,
     *,
     instances: InstanceRule | None = None,
+    scale: float = 1.0,
 ) -> dict[str, float]:
     """Whole-image overlap-tile inference on ``images``; scores pooled over all of them.
 
@@ -40,7 +41,9 @@ def validate(
     :func:`biounet.train.losses.probability_cross_entropy`; no weight map, no Dice term). With
     ``instances`` (the rule that turns probabilities into objects) and images that carry their
     true objects, also ``ap_50`` and ``f1``: objects matched at IoU >= 0.5, counts pooled over
-    the images (:class:`~biounet.metrics.InstanceAccumulator`).
+    the images (:class:`~biounet.metrics.InstanceAccumulator`). ``scale``: the factor the
+    training images were resampled by; the validation images keep their own grid and are
+    resampled by ``predict``, as a user's images are.
     """
     from biounet.inference.predictor import predict  # at call time: tests spy on it
 
@@ -48,7 +51,8 @@ def validate(
     objects = InstanceAccumulator()
     nll = 0.0
     for t in images:
-        probs = predict(model, t.image, device=device, normalize=False)  # (K, *S) float32
+        # (K, *S) float32, on the image's own grid
+        probs = predict(model, t.image, device=device, normalize=False, scale=scale)
         cm.update(t.classes, probs.argmax(0))
         target = torch.from_numpy(np.asarray(t.classes, np.int64))[None]
         p = torch.from_numpy(np.asarray(probs, np.float32))[None]

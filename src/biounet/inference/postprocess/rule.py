@@ -74,7 +74,14 @@ class InstanceRule:
         object.__setattr__(self, "h", float(self.h))
 
     @classmethod
-    def from_sizes(cls, sizes: ObjectSizes | None, target: str = "two_class") -> InstanceRule:
+    def from_sizes(
+        cls,
+        sizes: ObjectSizes | None,
+        target: str = "two_class",
+        *,
+        h_fraction: float | None = None,
+        min_size_fraction: float | None = None,
+    ) -> InstanceRule:
         """The rule for a model trained on labels with object sizes ``sizes`` and ``target``.
 
         Parameters
@@ -85,6 +92,10 @@ class InstanceRule:
             :func:`~biounet.inference.postprocess.instances`.
         target : {"two_class", "three_class"}
             The instance target the network was trained on.
+        h_fraction, min_size_fraction : float, optional
+            Other fractions than the defaults below (``H_FRACTION[target]``,
+            ``MIN_SIZE_FRACTION``), e.g. chosen on validation images
+            (:func:`biounet.train.tune.tune_rule`).
 
         Returns
         -------
@@ -138,12 +149,15 @@ class InstanceRule:
         if sizes is None:
             return cls(target, source="defaults (no object sizes: none found in the labels)")
         r = sizes.radius_median
-        f = H_FRACTION[target]
+        f = H_FRACTION[target] if h_fraction is None else float(h_fraction)
+        m = MIN_SIZE_FRACTION if min_size_fraction is None else float(min_size_fraction)
+        if not (f > 0 and m >= 0):
+            raise ValueError(f"h_fraction must be > 0 and min_size_fraction >= 0, got {f}, {m}")
         h = round(max(f * r, H_FLOOR), 1)
-        min_size = round(MIN_SIZE_FRACTION * sizes.area_p05)
+        min_size = round(m * sizes.area_p05)
         unit = "px" if sizes.ndim == 2 else "voxels"
         source = (
-            f"{sizes.count} training objects: min_size {MIN_SIZE_FRACTION:g} x area p05 "
+            f"{sizes.count} training objects: min_size {m:g} x area p05 "
             f"{sizes.area_p05:.4g} {unit}, h {f:g} x median radius {r:.3g} px"
         )
         return cls(target, min_size=min_size, h=h, fill_holes=True, source=source)
