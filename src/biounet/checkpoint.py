@@ -39,7 +39,7 @@ import torch
 
 from biounet._version import __version__
 from biounet.core.device import resolve_device
-from biounet.core.files import atomic_path
+from biounet.core.files import atomic_path, disk_full
 from biounet.data.normalize import Normalizer
 from biounet.data.objects import ObjectSizes
 from biounet.inference.postprocess.rule import InstanceRule
@@ -112,9 +112,24 @@ def save_checkpoint(path: str | os.PathLike[str], model: torch.nn.Module, **extr
         "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
     }
     payload.update(extra)
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    _save(payload, Path(path))
     return Path(path)
+
+
+def _save(payload: dict[str, Any], path: Path) -> None:
+    """``torch.save`` atomically; a full disk is an OSError naming ``path``, the old file kept."""
+    with atomic_path(path) as tmp:
+        try:
+            torch.save(payload, tmp)
+        except (OSError, RuntimeError) as e:
+            if not disk_full(e):
+                raise
+            raise OSError(
+                28,
+                "no space left on the device while writing it; the previous file is intact "
+                "and nothing half-written was left: free some space (then --resume)",
+                str(path),
+            ) from e
 
 
 def update_checkpoint(path: str | os.PathLike[str], **entries: Any) -> Path:
@@ -122,8 +137,7 @@ def update_checkpoint(path: str | os.PathLike[str], **entries: Any) -> Path:
     payload = load_checkpoint(path)
     p = Path(payload.pop("path"))
     payload.update(entries)
-    with atomic_path(p) as tmp:
-        torch.save(payload, tmp)
+    _save(payload, p)
     return p
 
 

@@ -72,19 +72,36 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     """``biounet predict``: :func:`biounet.segment.predict_files`, scored with ``--truth``."""
     from biounet.checkpoint import load
+    from biounet.core.paths import OutputConflict, same_file
+    from biounet.evaluation.options import check_options
+    from biounet.evaluation.outputs import check_score_outputs
     from biounet.segment import predict_files
     from biounet.segment.outputs import scored_suffix
 
     task = options.predict_task(args)
     shard = options.shard(args.shard)  # checked before the model is read
     opts = options.predict_options(args, task)
+    check_options(options.eval_options(args, task))  # --threshold, --membrane-class: now
     progress = False if args.no_progress else None
-    done = predict_files(
-        load(args.model), args.inputs, args.out, opts, shard=shard, progress=progress
-    )
+    if args.truth:  # the score files must not replace a truth mask; checked before predicting
+        json_path, csv_path = Path(args.out, "evaluation.json"), Path(args.out, "evaluation.csv")
+        truth_dir = Path(args.truth) if Path(args.truth).is_dir() else Path(args.truth).parent
+        if Path(args.out).exists() and same_file(args.out, truth_dir):
+            raise OutputConflict(
+                f"--out {args.out} is the folder of the ground truth --truth {args.truth}: "
+                "predictions would be mixed with the truth masks; give another --out"
+            )
+        if Path(args.out).is_dir():
+            check_score_outputs(None, args.truth, json_path, csv_path)
+    model = load(args.model)
+    k = model.num_classes
+    if args.truth and task == "membranes" and not args.membrane_class < k:
+        raise ValueError(
+            f"--membrane-class {args.membrane_class} is not a class of the model (0..{k - 1})"
+        )
+    done = predict_files(model, args.inputs, args.out, opts, shard=shard, progress=progress)
     print(f"{len(done)} image(s) segmented into {args.out}")
     if args.truth:
-        json_path, csv_path = Path(args.out, "evaluation.json"), Path(args.out, "evaluation.csv")
         suffix = scored_suffix(task, args.instances)
         _score(args, args.out, args.truth, task, json_path, csv_path, pred_suffix=suffix)
         print(f"scores written to {json_path} and {csv_path}")
@@ -113,9 +130,11 @@ def _score(
     (:func:`biounet.segment.outputs.scored_suffix`).
     """
     from biounet.evaluation import evaluate_files
+    from biounet.evaluation.outputs import check_score_outputs
     from biounet.reporting.tables import format_table, write_reports
 
     opts = options.eval_options(args, task)
+    check_score_outputs(pred, truth, json_path, csv_path)  # before anything is computed
     rows, summary = evaluate_files(pred, truth, opts, pred_suffix=pred_suffix)
     print(format_table(rows, summary))
     write_reports(rows, summary, json_path=json_path, csv_path=csv_path)

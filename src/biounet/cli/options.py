@@ -127,7 +127,13 @@ def postprocess_options(args: argparse.Namespace) -> dict[str, Any]:
 
     >>> postprocess_options(argparse.Namespace(min_size=0, h=None))
     {'min_size': 0}
+
+    Raises a ValueError for ``--min-size`` below 0 or ``--h`` not above 0, before any work.
     """
+    if args.min_size is not None and args.min_size < 0:
+        raise ValueError(f"--min-size must be a number of pixels >= 0, got {args.min_size}")
+    if args.h is not None and not args.h > 0:  # NaN too
+        raise ValueError(f"--h must be a depth in pixels > 0, got {args.h}")
     chosen = {"min_size": args.min_size, "h": args.h}
     return {k: v for k, v in chosen.items() if v is not None}
 

@@ -70,17 +70,40 @@ def build_config(
     return config_from_dict(d)
 
 
+def _strict_loader() -> type:
+    """A safe YAML loader that refuses a key given twice in one mapping (YAML takes the last)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            lines: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if isinstance(key, str | int | float | bool) and key in lines:
+                    raise ValueError(
+                        f"the key {key!r} is given twice (lines {lines[key]} and {line}); keep one"
+                    )
+                if isinstance(key, str | int | float | bool):
+                    lines[key] = line
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
+
+
 def _read_yaml(path: str | Path) -> dict[str, Any]:
-    """The mapping a YAML file holds; errors name the file."""
+    """The mapping a YAML file holds; errors name the file (and a key given twice, its lines)."""
     import yaml
 
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such config file")
     try:
-        d = yaml.safe_load(p.read_text()) or {}
+        d = yaml.load(p.read_text(), Loader=_strict_loader()) or {}
     except yaml.YAMLError as e:
         raise ValueError(f"{p}: not valid YAML ({e})") from e
+    except ValueError as e:
+        raise ValueError(f"{p}: {e}") from e
     if not isinstance(d, dict):
         raise ValueError(f"{p}: a config file holds a mapping of keys, got {type(d).__name__}")
     return d

@@ -18,10 +18,22 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
-__all__ = ["atomic_path", "clean_stale_parts", "ensure_folder", "output_folder"]
+__all__ = [
+    "FolderLock",
+    "atomic_path",
+    "check_free_space",
+    "clean_stale_parts",
+    "disk_full",
+    "ensure_folder",
+    "output_folder",
+]
+
+#: errno of a full disk (ENOSPC) and of an exceeded quota (EDQUOT)
+_FULL = (28, 122)
 
 
 def _umask() -> int:
@@ -111,6 +123,38 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             _remove(tmp_path)
         if old is not None:
             _remove(old)
+
+
+def check_free_space(path: str | os.PathLike[str], nbytes: int, what: str = "the file") -> None:
+    """Raise ``OSError(ENOSPC)`` naming ``path`` unless its folder has ``nbytes`` free (+5%).
+
+    For writers that cannot fail cleanly on a full disk (a C++ exporter may abort the
+    process): checked before they start. A folder whose free space cannot be read passes.
+    """
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    try:
+        free = shutil.disk_usage(parent).free
+    except OSError:
+        return
+    need = int(nbytes * 1.05) + (1 << 20)
+    if free < need:
+        raise OSError(
+            28,
+            f"not enough free space for {what} (about {need / 2**20:.1f} MiB needed, "
+            f"{free / 2**20:.1f} MiB free in {parent}); free some space or write elsewhere",
+            str(p),
+        )
+
+
+def disk_full(e: BaseException) -> bool:
+    """Whether ``e`` says the disk (or the quota) is full, also when torch wraps the OSError."""
+    if isinstance(e, OSError) and e.errno in _FULL:
+        return True
+    text = str(e).lower()
+    return isinstance(e, RuntimeError) and (
+        "no space left" in text or "file write failed" in text or "quota" in text
+    )
 
 
 _PART = re.compile(r"^\..+\.part$")
@@ -205,3 +249,56 @@ def output_folder(
                 except OSError:
                     break
         raise
+
+
+class FolderLock:
+    """An exclusive lock on a folder while one process works in it (``FOLDER/.lock``).
+
+    The operating system releases it when the process ends, however it ends (SIGKILL
+    included), so a crash never leaves a folder locked; the file itself stays, holding the
+    process id of the last holder for the message another process gets. Where ``fcntl`` is
+    missing (Windows), locking is skipped.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str], what: str = "run folder") -> None:
+        self.path = Path(folder) / ".lock"
+        self.what = what
+        self._fh: Any = None
+
+    def acquire(self) -> FolderLock:
+        """Take the lock; a folder locked by another process is a ``BlockingIOError``."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return self
+        fh = open(self.path, "a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise BlockingIOError(
+                11,
+                f"the {self.what} is in use by {holder}; wait for it to finish, or use "
+                "another folder",
+                str(self.path.parent),
+            ) from e
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"process {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def release(self) -> None:
+        """Let go of the lock (closing the file releases it)."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

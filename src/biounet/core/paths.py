@@ -50,7 +50,7 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
 
 
 def check_outputs(
-    outputs: Mapping[Any, str],
+    outputs: Mapping[Any, str] | Iterable[tuple[Any, str]],
     inputs: Mapping[Any, str],
     *,
     input_folders: Iterable[str | os.PathLike[str]] = (),
@@ -59,9 +59,9 @@ def check_outputs(
 
     Parameters
     ----------
-    outputs : mapping of path (str or PathLike) to str
+    outputs : mapping of path (str or PathLike) to str, or iterable of (path, str)
         Every file the command will write, with what it is (for the message, e.g.
-        ``"the mask of a.png"``).
+        ``"the mask of a.png"``); pairs, where two producers may name one path.
     inputs : mapping of path (str or PathLike) to str
         Every file the command reads, with what it is (``"the image a.png"``).
     input_folders : iterable of path
@@ -77,7 +77,8 @@ def check_outputs(
     biounet.core.paths.OutputConflict: the scores a.png would replace the truth ./a.png; ...
     """
     seen: dict[Path, tuple[str, str]] = {}
-    for out, what in outputs.items():
+    pairs = outputs.items() if isinstance(outputs, Mapping) else outputs
+    for out, what in pairs:
         key = Path(os.path.normcase(resolved(out)))
         if key in seen:
             other, other_what = seen[key]

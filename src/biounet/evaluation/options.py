@@ -134,7 +134,7 @@ class EvalOptions:
 
 
 def check_options(options: EvalOptions) -> None:
-    """Raise a ValueError for an unknown task or a threshold outside (0, 1).
+    """Raise a ValueError for an unknown task, a threshold outside (0, 1), a class below 0.
 
     A threshold that is not a number raises :class:`~biounet.core.checks.InputTypeError`.
     """
@@ -142,6 +142,8 @@ def check_options(options: EvalOptions) -> None:
 
     look_up(options.task, TASKS, "task")
     check_fraction(options.threshold, "threshold")
+    if options.membrane_class < 0:
+        raise ValueError(f"membrane_class must be a class index >= 0, got {options.membrane_class}")
 
 
 def selected_metrics(options: EvalOptions, choices: Sequence[str]) -> set[str] | None:

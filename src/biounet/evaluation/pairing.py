@@ -189,6 +189,7 @@ def read_pairs(
     prefer: Sequence[str],
     volume: bool = False,
     pred_suffix: str | None = None,
+    files: Sequence[tuple[str, Path, Path]] | None = None,
 ) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """The ``(name, prediction, truth)`` arrays of the files :func:`pair_files` pairs.
 
@@ -196,10 +197,13 @@ def read_pairs(
     with the prediction's pages: ``(Z, Y, X)`` maps, or ``(Z, C, Y, X)`` (``predict`` on a
     stack) or ``(C, Z, Y, X)`` probabilities. With ``volume`` it is kept whole, and
     ``(Z, C, Y, X)`` probabilities are then read as ``(C, Z, Y, X)``. The other parameters
-    are those of :func:`pair_files`.
+    are those of :func:`pair_files`; ``files``, what it returned for them (it is not called
+    again).
     """
     items: list[tuple[str, np.ndarray, np.ndarray]] = []
-    for name, p_file, t_file in pair_files(pred, truth, pred_suffix=pred_suffix, prefer=prefer):
+    if files is None:
+        files = pair_files(pred, truth, pred_suffix=pred_suffix, prefer=prefer)
+    for name, p_file, t_file in files:
         p, t = np.asarray(read_image(p_file)), np.asarray(read_image(t_file))
         if volume:
             items.append((name, _channels_first(p, t), t))

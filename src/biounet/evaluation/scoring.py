@@ -49,7 +49,7 @@ from biounet.evaluation.options import (
     metric_keys,
     selected_metrics,
 )
-from biounet.evaluation.pairing import PREFERRED, read_pairs
+from biounet.evaluation.pairing import PREFERRED, pair_files, read_pairs
 from biounet.evaluation.semantic import SemanticScorer, class_truths
 
 __all__ = ["SCORERS", "Scorer", "evaluate", "evaluate_files"]
@@ -81,7 +81,10 @@ def _check_size(name: str, pred: np.ndarray, truth: np.ndarray) -> None:
 
 
 def evaluate(
-    pairs: Sequence[tuple[str, np.ndarray, np.ndarray]], options: EvalOptions
+    pairs: Sequence[tuple[str, np.ndarray, np.ndarray]],
+    options: EvalOptions,
+    *,
+    sources: dict[str, str] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Scores per image and over the whole set for ``(name, prediction, truth)`` triples.
 
@@ -94,6 +97,9 @@ def evaluate(
         Arrays are scored as given: a ``(Z, Y, X)`` pair is one volume.
     options : EvalOptions
         What to compute (:class:`~biounet.evaluation.options.EvalOptions`).
+    sources : dict of str to str, optional
+        Where each name's data came from (the files), for error messages; an error about an
+        image starts with its source (else its name).
 
     Returns
     -------
@@ -133,9 +139,27 @@ def evaluate(
     scorer = SCORERS[options.task](options, k)
     rows: list[dict[str, Any]] = []
     for name, pred, truth in pairs:
-        _check_size(name, pred, truth)
-        rows.append({"image": name, **scorer.score(name, pred, truth)})
+        where = (sources or {}).get(name.split("[")[0], name)
+        try:
+            _check_size(name, pred, truth)
+            rows.append({"image": name, **scorer.score(name, pred, truth)})
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}{_hint(options, pred, k)}") from e
     return keep_metrics(rows, scorer.summary(rows), keep, choices)
+
+
+def _hint(options: EvalOptions, pred: Any, k: int) -> str:
+    """What to try when a semantic score fails on a prediction of many integer values."""
+    a = np.asarray(pred)
+    if options.task != "semantic" or a.dtype.kind not in "iu" or a.ndim < 2:
+        return ""
+    n = int(np.unique(a).size)
+    if n <= max(k, 2) + 1:
+        return ""
+    return (
+        f"; the prediction holds {n} distinct values, like instance labels (one per object): "
+        "score objects with --task cells (task='cells')"
+    )
 
 
 def evaluate_files(
@@ -151,7 +175,8 @@ def evaluate_files(
     look_up(options.task, TASKS, "task")
     if options.task != "semantic":  # checked before reading (semantic: classes from the data)
         selected_metrics(options, metric_keys(options.task))
-    items = read_pairs(
-        pred, truth, prefer=PREFERRED[options.task], volume=options.volume, pred_suffix=pred_suffix
-    )
-    return evaluate(items, options)
+    prefer = PREFERRED[options.task]
+    files = pair_files(pred, truth, pred_suffix=pred_suffix, prefer=prefer)
+    items = read_pairs(pred, truth, prefer=prefer, volume=options.volume, files=files)
+    sources = {name: f"{p} (truth {t})" for name, p, t in files}
+    return evaluate(items, options, sources=sources)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from biounet.checkpoint import unwrap
 from biounet.core.checks import int_tuple, is_int, look_up
-from biounet.core.files import atomic_path, output_folder
+from biounet.core.files import atomic_path, check_free_space, output_folder
+from biounet.core.paths import check_outputs
 from biounet.export import formats
 from biounet.export.check import check_export
 from biounet.export.report import ExportReport, sidecar
@@ -105,6 +106,7 @@ def export_model(
     example = (2 if dynamic else 1, c, *tile)
     out_shape = (example[0], k, *net.output_shape(tile))
     path = Path(path)
+    _check_paths(path, trained, net)
     if format == "onnx":
         formats.require("onnx", "onnxscript", *(("onnxruntime",) if check else ()))
     is_dynamic, note, version = dynamic, "", None
@@ -147,6 +149,22 @@ def export_model(
             tmp_json.write_text(json.dumps(meta, indent=2) + "\n")
     log.debug("%s", report.summary())
     return report
+
+
+def _check_paths(path: Path, model: TrainedModel, net: UNet) -> None:
+    """Before exporting: the export and its sidecar replace no input, and fit on the disk.
+
+    The exporters write from C++ and may abort the process on a full disk, so the free space
+    is checked first (the size of the weights, as float32).
+    """
+    if path.is_dir():
+        raise IsADirectoryError(21, "a folder, not a file: give the export's file name", str(path))
+    inputs = {model.source: "the model it exports"} if model.source is not None else {}
+    sidecar_path = path.with_name(path.name + ".json")
+    check_outputs([(path, "the export"), (sidecar_path, "its JSON sidecar")], inputs)
+    if path.parent.is_dir():
+        size = sum(p.numel() * 4 for p in net.parameters())
+        check_free_space(path, size, "the export")
 
 
 def _tile_shape(model: TrainedModel, tile_shape: Sequence[int] | int | None) -> tuple[int, ...]:

@@ -31,19 +31,23 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
 
 
 class MetricsLog:
-    """Appends records to ``path``; ``after=N`` first drops records past iteration ``N``.
+    """Appends records to ``path``; ``after=N`` drops records past iteration ``N`` first.
 
-    On resume, the iterations after the last checkpoint run again, so their old records go.
+    On resume, the iterations after the last checkpoint run again, so their old records go:
+    at the first write, so that a resumed run that fails before it logs anything leaves the
+    log as it was.
     """
 
     def __init__(self, path: str | Path, *, after: int | None = None) -> None:
         self.path = Path(path)
-        if after is not None and self.path.exists():
-            kept = [r for r in read_metrics(self.path) if r.get("iteration", 0) <= after]
-            with atomic_path(self.path) as tmp:
-                tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        self.after = after
 
     def write(self, **record: Any) -> None:
         """Append one record (flushed at once)."""
+        if self.after is not None and self.path.exists():
+            kept = [r for r in read_metrics(self.path) if r.get("iteration", 0) <= self.after]
+            with atomic_path(self.path) as tmp:
+                tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        self.after = None
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")

@@ -41,6 +41,24 @@ def format_table(rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: what a spreadsheet reads as the start of a formula in a text cell
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell that a spreadsheet shows as text: a leading formula character is escaped.
+
+    Names such as ``=HYPERLINK(...)`` or ``@SUM(...)`` (file names can hold them) get a
+    leading ``'``, which spreadsheets read as "text follows"; numbers are left alone.
+
+    >>> _cell("=1+2"), _cell("-cell"), _cell("a"), _cell(-0.5)
+    ("'=1+2", "'-cell", 'a', -0.5)
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA):
+        return "'" + value
+    return value
+
+
 def _plain(value: Any) -> Any:
     """JSON-ready: NaN and infinite numbers as None, NumPy scalars as Python numbers."""
     if isinstance(value, dict):
@@ -76,7 +94,7 @@ def write_reports(
             writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(
-                {k: "" if v is None else v for k, v in _plain(r).items()} for r in rows
+                {k: "" if v is None else _cell(v) for k, v in _plain(r).items()} for r in rows
             )
         with atomic_path(csv_path) as tmp:
             tmp.write_text(buf.getvalue())

@@ -2,8 +2,12 @@
 
 Inputs are files, folders (their images), glob patterns, multi-page stacks and Zarr arrays
 (:mod:`biounet.segment.inputs`); the outputs of each are named after its stem
-(:mod:`biounet.segment.outputs`). Existing outputs are skipped unless ``overwrite=True``, so
-an interrupted batch resumes.
+(:mod:`biounet.segment.outputs`). Before anything is read or written, every output path is
+known and checked (:func:`plan_outputs`): none may replace an input, two inputs may not share
+an output (``a.png`` and ``a.tif``, or one name in two folders), and the output folder may not
+be a folder of inputs. Inputs whose outputs all exist are skipped unless ``overwrite=True``, so
+an interrupted batch resumes (a warning counts them); temporary files that a killed run left
+in the output folder are removed first.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from biounet.core.checks import tqdm_disable
-from biounet.core.files import atomic_path, output_folder
+from biounet.core.checks import InputTypeError, tqdm_disable
+from biounet.core.files import atomic_path, clean_stale_parts, output_folder
+from biounet.core.paths import check_outputs
 from biounet.data.io import ImageFile, file_stem, read_image_file
 from biounet.data.layouts import to_channels_first
 from biounet.inference.trained import TrainedModel
@@ -29,7 +34,7 @@ from biounet.segment.outputs import output_paths, outputs_exist, write_outputs
 
 log = logging.getLogger(__name__)
 
-__all__ = ["predict_files"]
+__all__ = ["plan_outputs", "predict_files"]
 
 
 def predict_files(
@@ -71,24 +76,65 @@ def predict_files(
     from tqdm.auto import tqdm
 
     o = check_options(model, options or PredictOptions())
-    files = shard_of(expand_inputs(inputs), shard)
+    every = expand_inputs(inputs)
+    plan = plan_outputs(every, Path(out), o, model.ndim)  # all shards' files: no collisions
+    files = shard_of(every, shard)
     alone = shard is None and int(os.environ.get("WORLD_SIZE", 1)) == 1
     written = []
+    skipped = 0
     # other processes may share the folder: only a lone process removes it again on an error
     with output_folder(out, remove_if_failed=alone) as out_dir:
+        # left by a killed run; another process may be writing its own now: spare recent ones
+        clean_stale_parts(out_dir, min_age=0.0 if alone else 3600.0)
         for path in tqdm(files, unit="file", desc="images", disable=tqdm_disable(progress)):
-            zarr_input = path.suffix.lower() == ".zarr"
-            targets = output_paths(file_stem(path), out_dir, o, model.ndim, zarr_input=zarr_input)
+            targets = plan[path]
             if not o.overwrite and outputs_exist(targets, o):
-                log.info("%s: outputs exist, skipped (overwrite to redo)", path)
+                skipped += 1
                 continue
             try:
                 written.append(_segment_file(model, path, targets, o, progress))
-            except ValueError as e:
+            except (ValueError, InputTypeError) as e:  # named after the file, same kind
                 if str(path) in str(e):
                     raise
-                raise ValueError(f"{path}: {e}") from e
+                kind = InputTypeError if isinstance(e, InputTypeError) else ValueError
+                raise kind(f"{path}: {e}") from e
+    if skipped:
+        log.warning(
+            "%d of %d image(s) skipped: all their outputs exist in %s (from an earlier run; "
+            "overwrite=True, predict --overwrite, redoes them)",
+            skipped,
+            len(files),
+            out,
+        )
     return written
+
+
+def plan_outputs(
+    files: Sequence[Path], out: Path, options: PredictOptions, ndim: int
+) -> dict[Path, dict[str, Path]]:
+    """The output paths of every input file, checked before anything is read or written.
+
+    Raises :class:`~biounet.core.paths.OutputConflict` (a ValueError naming both paths) when
+    an output would replace an input, when two inputs would write one output (same name in
+    another format or folder), or when the output folder holds inputs (their outputs would be
+    mixed with them, and taken as inputs by the next run).
+    """
+    plan: dict[Path, dict[str, Path]] = {}
+    outputs: list[tuple[Path, str]] = []
+    for path in files:
+        zarr_input = path.suffix.lower() == ".zarr"
+        plan[path] = output_paths(file_stem(path), out, options, ndim, zarr_input=zarr_input)
+        for kind, target in plan[path].items():
+            outputs.append((target, f"the {kind} output of {path},"))
+            if kind == "mask" and options.mask_format == "auto" and target.suffix == ".png":
+                # a stack's mask becomes TIFF once it is read: that name is taken as well
+                outputs.append((target.with_suffix(".tif"), f"the {kind} output of {path},"))
+    check_outputs(
+        outputs,
+        {path: "the input" for path in files},
+        input_folders={path.parent for path in files},
+    )
+    return plan
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from biounet.core.paths import resolved
 from biounet.data.io import READ_EXTENSIONS, is_image_file
 
 __all__ = ["expand_inputs", "shard_of"]
@@ -44,13 +45,17 @@ def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
             if not matches:
                 raise FileNotFoundError(f"{text}: the pattern matches no image files")
             found.extend(matches)
+        elif p.is_symlink():  # a link to nothing, or a loop of links
+            target = resolved(p)  # a loop: OSError naming the link
+            raise FileNotFoundError(f"{p}: a link to {target}, which does not exist")
         else:
             raise FileNotFoundError(f"{p}: no such file or folder")
     seen: set[Path] = set()
     unique = []
     for f in found:
-        if f.resolve() not in seen:
-            seen.add(f.resolve())
+        key = resolved(f)  # a link loop (found by a pattern): OSError naming it
+        if key not in seen:
+            seen.add(key)
             unique.append(f)
     return unique
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from biounet.checkpoint import instance_entry_for, rng_state, save_checkpoint, set_rng_state
-from biounet.config import OptimConfig, TrainConfig, to_dict
+from biounet.config import OptimConfig, TrainConfig, save_config, to_dict
 from biounet.core.checks import tqdm_disable
 from biounet.data.layouts import Sample
 from biounet.data.tiles import TileDataset
@@ -32,6 +32,7 @@ from biounet.reporting.runlog import MetricsLog
 from biounet.train.batchnorm import recalibrate, recalibrated, recalibration_batches
 from biounet.train.budget import TimeBudget
 from biounet.train.distributed import barrier, from_rank0, sync_buffers
+from biounet.train.interrupt import interruptible
 from biounet.train.optim import build_optimizer, lr_factor, set_lr
 from biounet.train.setup import Run, set_up
 from biounet.train.state import CheckpointMeta, TrainResult, TrainState
@@ -93,7 +94,12 @@ def fit(
     benchmark = torch.backends.cudnn.benchmark
     cublas = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
     try:
-        return _train(cfg, set_up(cfg, Path(out), resume=resume, samples=samples), progress)
+        run = set_up(cfg, Path(out), resume=resume, samples=samples)
+        try:
+            return _train(cfg, run, progress)
+        finally:
+            if run.lock is not None:
+                run.lock.release()
     finally:
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
         torch.backends.cudnn.benchmark = benchmark
@@ -133,34 +139,43 @@ def _train(cfg: TrainConfig, run: Run, progress: bool | None) -> TrainResult:
     bar = tqdm(total=state.planned, initial=state.iteration, unit="it", dynamic_ncols=True,
                disable=tqdm_disable(progress), desc="training")  # fmt: skip
     net.train()
-    ready = time.monotonic()
-    for batch in loader:
-        if state.iteration >= state.planned:  # tiles prefetched before the plan shrank
-            break
-        state.data_time += time.monotonic() - ready  # waiting for tiles (loading, augmenting)
-        loss = train_step(net, batch, opt, scaler, precision, cfg.loss, cfg.optim, state.iteration)
-        state.iteration += 1
-        # the rate of the next iteration, on the plan as it stands before the budget moves it
-        set_lr(opt, cfg.optim.lr * lr_factor(cfg.optim, state.iteration, state.planned))
-        state.losses.append(loss)
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-        if state.budget is not None:
-            bar.total = _replan(state, run)
-        if metrics and (state.iteration % cfg.log_every == 0 or state.iteration == state.planned):
-            _log_window(metrics, state, opt)
-        due_val = bool(run.val_images) and (
-            state.iteration % cfg.val_every == 0 or state.iteration == state.planned
-        )
-        if due_val and ranks.main:
-            with recalibrated(run.model, bn_tiles, **placement):
-                _validate(cfg, run, state, metrics, meta)
-            net.train()
-        if due_val:
-            barrier(ranks)
-        if ranks.main and _checkpoint_due(cfg, state, due_val):
-            _save_last(run, state, opt, scaler, cfg.optim, meta)
-        ready = time.monotonic()
+    ready, first = time.monotonic(), state.iteration
+    with interruptible() as stop:
+        for batch in loader:
+            if state.iteration >= state.planned:  # tiles prefetched before the plan shrank
+                break
+            state.data_time += time.monotonic() - ready  # waiting for tiles (loading, augmenting)
+            loss = train_step(net, batch, opt, scaler, precision, cfg.loss, cfg.optim,
+                              state.iteration)  # fmt: skip
+            state.iteration += 1
+            if run.resumed is not None and ranks.main and state.iteration == first + 1:
+                save_config(cfg, run.folder / "config.yaml")  # the resumed run has started
+            # the rate of the next iteration, on the plan as it stands before the budget moves it
+            set_lr(opt, cfg.optim.lr * lr_factor(cfg.optim, state.iteration, state.planned))
+            state.losses.append(loss)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            if state.budget is not None:
+                bar.total = _replan(state, run)
+            if metrics and (state.iteration % cfg.log_every == 0 or
+                            state.iteration == state.planned):  # fmt: skip
+                _log_window(metrics, state, opt)
+            due_val = bool(run.val_images) and (
+                state.iteration % cfg.val_every == 0 or state.iteration == state.planned
+            )
+            if due_val and ranks.main:
+                with recalibrated(run.model, bn_tiles, **placement):
+                    _validate(cfg, run, state, metrics, meta)
+                net.train()
+            if due_val:
+                barrier(ranks)
+            if ranks.main and (_checkpoint_due(cfg, state, due_val) or stop.requested):
+                _save_last(run, state, opt, scaler, cfg.optim, meta)
+            if stop.requested:
+                log.warning("interrupted at iteration %d; last.pt holds it: --resume continues",
+                            state.iteration)  # fmt: skip
+                raise KeyboardInterrupt
+            ready = time.monotonic()
     bar.close()
     if bn_tiles:  # the model fit returns (and best.pt if there was no validation)
         recalibrate(run.model, bn_tiles, **placement)

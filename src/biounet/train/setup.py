@@ -20,7 +20,8 @@ import torch
 from biounet.checkpoint import load_checkpoint
 from biounet.config import TrainConfig, check_resume, config_from_dict, save_config
 from biounet.config.schema import DataConfig
-from biounet.core.files import clean_stale_parts, ensure_folder
+from biounet.core.files import FolderLock, clean_stale_parts, ensure_folder
+from biounet.core.paths import OutputConflict, same_file
 from biounet.data.annotations import AnnotationSpec, to_target
 from biounet.data.layouts import Sample
 from biounet.data.normalize import Normalizer
@@ -62,6 +63,42 @@ class Run:
     object_sizes: ObjectSizes | None = None
     instance_rule: InstanceRule | None = None
     scale: float = 1.0
+    lock: FolderLock | None = None
+
+
+#: the files a run writes at the top of its folder
+RUN_FILES = ("config.yaml", "metrics.jsonl", "best.pt", "learning_curves.png", "report.html")
+
+
+def check_new_run_folder(folder: Path) -> None:
+    """Raise FileExistsError if a new run would replace files in ``folder`` (no ``last.pt``).
+
+    A folder holding any of :data:`RUN_FILES` is another run's (or the user's own
+    ``config.yaml``): nothing of it is replaced; the message lists them.
+    """
+    there = [name for name in RUN_FILES if (folder / name).exists()]
+    if there:
+        raise FileExistsError(
+            f"{folder} holds {', '.join(there)}, which a new run would replace (it holds no "
+            "last.pt to resume from); give another --out, or remove them"
+        )
+
+
+def check_run_folder_apart(folder: Path, samples: Sequence[Sample], d: DataConfig) -> None:
+    """Raise OutputConflict if the run folder is a folder of the data (``data.path``, its files).
+
+    A run writes images (``learning_curves.png``) and other files at the top of its folder;
+    in a folder of training images they would be mixed with them, and read as data later.
+    """
+    folders = {Path(p) for p in (d.path, d.val_path) if p}
+    for s in samples:
+        folders.update(Path(p).parent for p in (s.image_path, s.annotation_path) if p)
+    for f in folders:
+        if f.exists() and folder.exists() and same_file(folder, f):
+            raise OutputConflict(
+                f"the run folder {folder} is a folder of the training data ({f}); its files "
+                "would be mixed with the images: give another --out"
+            )
 
 
 def training_objects(samples: Sequence[Sample], d: DataConfig) -> ObjectSizes | None:
@@ -159,8 +196,11 @@ def set_up(cfg: TrainConfig, folder: Path, *, resume: bool, samples: list[Sample
         resumed, changes = resume_state(last, cfg)
     elif ranks.main and last.exists():
         raise FileExistsError(f"{folder} already holds a run; use --resume or another --out")
+    elif ranks.main:
+        check_new_run_folder(folder)
     # everything that can be checked without writing, before the run folder exists
     found = load_samples(cfg.data) if samples is None else samples
+    check_run_folder_apart(folder, found, cfg.data)
     train_s, val_s = harmonise_channels(*split(found, cfg.data, cfg.seed))
     if not train_s:
         raise ValueError("no training samples left after the validation split")
@@ -170,8 +210,10 @@ def set_up(cfg: TrainConfig, folder: Path, *, resume: bool, samples: list[Sample
     if scale != 1.0 and ranks.main:
         log.info("training images resampled by %g (data.scale %s)", scale, cfg.data.scale)
     created = ranks.main and not folder.exists()
+    lock = FolderLock(folder, "run folder")
     if ranks.main:
         ensure_folder(folder, "run folder")
+        lock.acquire()  # another process training here: an error, and nothing touched
         clean_stale_parts(folder)  # left by a process killed while writing (only rank 0 writes)
         # other ranks may be writing weight maps to the cache now: spare recent files
         clean_stale_parts(folder / "cache", min_age=0.0 if ranks.world == 1 else 3600.0)
@@ -190,12 +232,14 @@ def set_up(cfg: TrainConfig, folder: Path, *, resume: bool, samples: list[Sample
                     f"{last}: its network does not fit this configuration and data ({e})"
                 ) from e
     except BaseException:
+        lock.release()
         if created:  # nothing but what this call wrote (the weight-map cache)
             shutil.rmtree(folder, ignore_errors=True)
         raise
-    if ranks.main:
+    if ranks.main and resumed is None:  # a resumed run writes it once it has started
         save_config(cfg, folder / "config.yaml")
     run = Run(folder, ranks, device, model, train_imgs, val_imgs, norm, resumed, changes)
+    run.lock = lock
     run.scale = scale
     if cfg.data.annotation == "instances":
         # what predict keeps and how it separates objects, learnt from the training objects
