@@ -102,8 +102,10 @@ def test_weight_maps_balance_three_classes() -> None:
 def test_the_configuration_checks_and_carries_the_target() -> None:
     cfg = TrainConfig()
     cfg.data.annotation, cfg.data.instance_target = "instances", "three_class"
+    assert cfg.validate().data.num_classes == 3  # the default 2 follows the target
+    cfg.data.num_classes = 4
     with pytest.raises(
-        ValueError, match="'three_class' .* has 3 classes, got data.num_classes 2; set"
+        ValueError, match="'three_class' .* has 3 classes, got data.num_classes 4; set"
     ):
         cfg.validate()
     cfg.data.num_classes = 3

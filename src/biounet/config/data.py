@@ -34,9 +34,10 @@ class DataConfig:
     instance_target : {"two_class", "three_class"}
         What a network learns from instance annotations: ``"two_class"``, background and
         object (the paper's, with the weight map separating touching objects), or
-        ``"three_class"``, background, object interior and object boundary (needs
-        ``num_classes: 3``; predicted objects are then seeded in the interiors). Binary and
-        class masks ignore it: they have no objects to draw boundaries of.
+        ``"three_class"``, background, object interior and object boundary (3 classes:
+        ``num_classes`` 2, the default, becomes 3; predicted objects are then seeded in the
+        interiors). Binary and class masks ignore it: they have no objects to draw
+        boundaries of.
     foreground : int or None
         Objects' value in binary masks (None: the larger value).
     num_classes : int
@@ -89,12 +90,16 @@ class DataConfig:
             )
 
     def check_instance_target(self) -> None:
-        """Raise a ValueError unless ``num_classes`` fits the instance target (3 or 2 classes).
+        """Fit ``num_classes`` to the instance target, or raise a ValueError if it cannot.
 
-        Only for instance annotations; the other kinds ignore ``instance_target``.
+        Only for instance annotations; the other kinds ignore ``instance_target``. The
+        3-class target with the default 2 classes becomes 3 classes (so that choosing the
+        target is enough); any other mismatch is an error.
         """
         three = self.instance_target == "three_class"
         want, other = (3, "two_class") if three else (2, "three_class")
+        if self.annotation == "instances" and three and self.num_classes == 2:
+            self.num_classes = 3
         if self.annotation == "instances" and self.num_classes != want:
             raise ValueError(
                 f"data.instance_target {self.instance_target!r} of instance annotations has "

@@ -76,10 +76,19 @@ def check_outputs(
     ...
     biounet.core.paths.OutputConflict: the scores a.png would replace the truth ./a.png; ...
     """
+    # inputs by resolved path, and by (device, inode) to catch hard links: linear, not
+    # outputs x inputs (a batch may hold tens of thousands of files)
+    by_path: dict[Path, tuple[str, str]] = {}
+    by_inode: dict[tuple[int, int], tuple[str, str]] = {}
+    for inp, in_what in inputs.items():
+        by_path[_key(inp)] = (str(inp), in_what)
+        inode = _inode(inp)
+        if inode is not None:
+            by_inode[inode] = (str(inp), in_what)
     seen: dict[Path, tuple[str, str]] = {}
     pairs = outputs.items() if isinstance(outputs, Mapping) else outputs
     for out, what in pairs:
-        key = Path(os.path.normcase(resolved(out)))
+        key = _key(out)
         if key in seen:
             other, other_what = seen[key]
             raise OutputConflict(
@@ -88,18 +97,32 @@ def check_outputs(
                 "to separate --out folders)"
             )
         seen[key] = (str(out), what)
-        for inp, in_what in inputs.items():
-            if same_file(out, inp):
-                raise OutputConflict(
-                    f"{what} {out} would replace {in_what} {inp}; nothing was written: "
-                    "choose another output path"
-                )
-    for folder in input_folders:
-        root = Path(os.path.normcase(resolved(folder)))
-        for key, (out, what) in seen.items():
-            if key.parent == root:
-                raise OutputConflict(
-                    f"{what} {out} would be written into the input folder {folder}, beside the "
-                    "images it comes from (and read as an input by the next run); nothing was "
-                    "written: give an --out folder that holds no inputs"
-                )
+        inode = _inode(out)
+        hit = by_path.get(key) or (by_inode.get(inode) if inode is not None else None)
+        if hit is not None:
+            raise OutputConflict(
+                f"{what} {out} would replace {hit[1]} {hit[0]}; nothing was written: "
+                "choose another output path"
+            )
+    roots = {_key(folder): folder for folder in input_folders}
+    for key, (out, what) in seen.items():
+        if key.parent in roots:
+            raise OutputConflict(
+                f"{what} {out} would be written into the input folder {roots[key.parent]}, "
+                "beside the images it comes from (and read as an input by the next run); "
+                "nothing was written: give an --out folder that holds no inputs"
+            )
+
+
+def _key(path: str | os.PathLike[str]) -> Path:
+    """The resolved, case-normalised path that identifies a file."""
+    return Path(os.path.normcase(resolved(path)))
+
+
+def _inode(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """``(device, inode)`` of an existing file (links followed), else None."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
