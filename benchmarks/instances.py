@@ -241,6 +241,8 @@ def predict_and_score(run: Path, test: Path, variant: str) -> dict[str, Any]:
         pairs.append((name, np.asarray(labels), t))
     result = score(pairs)
     result["predict_seconds"] = time.monotonic() - t0
+    if rule is not None:
+        result["rule"] = rule.describe()
     return result
 
 
@@ -265,6 +267,43 @@ def run_one(out: Path, dataset: str, split: dict[str, Path], variant: str, args:
     }
     done.write_text(json.dumps(result, indent=1))
     return result
+
+
+def retune(out: Path, dataset: str, split: dict[str, Path], variant: str) -> dict | None:
+    """Choose a finished run's instance rule again on its validation images, then re-score.
+
+    For runs trained before the rule's grid grew (the foreground threshold): the choice uses
+    the run's own validation images only (``biounet.train.tune.tune_best``), as training now
+    does at its end; the scores before are kept under ``"before_retune"``.
+    """
+    from biounet.checkpoint import instance_entry, load_checkpoint
+    from biounet.config import load_config
+    from biounet.data.normalize import Normalizer
+    from biounet.data.tiles import prepare
+    from biounet.train.data import load_samples
+    from biounet.train.data import split as split_samples
+    from biounet.train.tune import tune_best
+
+    run = out / "runs" / dataset / variant
+    done = run / "done.json"
+    if not done.exists() or VARIANTS[variant].get("legacy"):
+        return None
+    result = json.loads(done.read_text())
+    if "before_retune" in result:
+        return dict(result)
+    cfg = load_config(run / "config.yaml")
+    _, val = split_samples(load_samples(cfg.data), cfg.data, cfg.seed)
+    spec, norm = cfg.data.annotation_spec(), Normalizer.from_dict(cfg.data.normalize)
+    images = prepare(list(val), spec, norm, cfg.weights)
+    sizes = instance_entry(load_checkpoint(run / "best.pt"))[1]
+    import torch
+
+    tune_best(run / "best.pt", images, sizes, cfg.data.instance_target, torch.device("cpu"))
+    before = {k: v for k, v in result.items() if k != "config"}
+    result.update(predict_and_score(run, split["test"], variant))
+    result["before_retune"] = before
+    done.write_text(json.dumps(result, indent=1))
+    return dict(result)
 
 
 # ------------------------------------------------------------------------------------ report
@@ -292,6 +331,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--iterations", type=int, default=3000)
     parser.add_argument("--val-every", type=int, default=500)
+    parser.add_argument(
+        "--retune",
+        action="store_true",
+        help="choose the finished runs' instance rules again on their validation images",
+    )
     args = parser.parse_args(argv)
     import torch
 
@@ -307,6 +351,11 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"dataset": dataset, "variant": name, **ref})
         for variant in args.variants:
             print(f"{dataset} / {variant} ...", flush=True)
+            if args.retune:
+                retuned = retune(out, dataset, split, variant)
+                if retuned is not None:
+                    print(markdown([retuned]), flush=True)
+                continue
             print(markdown([run_one(out, dataset, split, variant, args)]), flush=True)
         # every run done so far, this call's and earlier sittings', in the variants' order
         for variant in VARIANTS:

@@ -59,8 +59,13 @@ def test_the_rule_follows_the_sizes_of_the_training_objects() -> None:
 def test_round_trip_and_bad_values() -> None:
     rule = InstanceRule.from_sizes(sizes_of_radius(10), "three_class")
     d = rule.to_dict()
-    assert set(d) == {"target", "min_size", "h", "fill_holes", "source"}
+    assert set(d) == {"target", "min_size", "h", "fill_holes", "source", "threshold"}
     assert InstanceRule.from_dict(d) == rule
+    # a rule stored before the threshold was part of it reads with the default 0.5
+    old = {k: v for k, v in d.items() if k != "threshold"}
+    assert InstanceRule.from_dict(old).threshold == 0.5
+    with pytest.raises(ValueError, match="instance rule threshold"):
+        InstanceRule(threshold=1.0)
     with pytest.raises(ValueError, match=r"unknown keys \['size'\]"):
         InstanceRule.from_dict({**d, "size": 3})
     with pytest.raises(ValueError, match="unknown instance rule target 'two'"):
@@ -206,7 +211,7 @@ def test_the_rule_is_chosen_on_validation_images(monkeypatch) -> None:
 
     import biounet.inference.predictor as predictor
     from biounet.data.tiles import TrainImage
-    from biounet.train.tune import H_FRACTIONS, MIN_SIZE_FRACTIONS, tune_rule
+    from biounet.train.tune import H_FRACTIONS, MIN_SIZE_FRACTIONS, THRESHOLDS, tune_rule
 
     labels = [make_cells((128, 128), gap=0, seed=s)[1] for s in range(3)]
     # blurred ideal probabilities: touching cells without gaps, so the seed depth decides
@@ -232,9 +237,14 @@ def test_the_rule_is_chosen_on_validation_images(monkeypatch) -> None:
     default = InstanceRule.from_sizes(sizes, "two_class")
     assert scores["ap_50_sizes"] == pytest.approx(ap(default))
     assert scores["ap_50"] == pytest.approx(ap(rule)) and scores["ap_50"] >= scores["ap_50_sizes"]
-    # the best of the seed depths tried with the default size, then of the sizes with that depth
-    by_h = max(ap(InstanceRule.from_sizes(sizes, "two_class", h_fraction=f)) for f in H_FRACTIONS)
-    assert scores["ap_50"] >= by_h
+    # the best threshold, then the best seed depth at it, then the best size with both
+    by_t = max(ap(InstanceRule.from_sizes(sizes, "two_class", threshold=t)) for t in THRESHOLDS)
+    t = rule.threshold
+    by_h = max(
+        ap(InstanceRule.from_sizes(sizes, "two_class", h_fraction=f, threshold=t))
+        for f in H_FRACTIONS
+    )
+    assert scores["ap_50"] >= by_h >= by_t - 1e-12 and t in THRESHOLDS
     assert (
         any(rule.min_size == round(m * sizes.area_p05) for m in MIN_SIZE_FRACTIONS)
         and "chosen on 3 validation image(s)" in rule.source
@@ -243,5 +253,6 @@ def test_the_rule_is_chosen_on_validation_images(monkeypatch) -> None:
     empty = np.stack([np.ones((128, 128)), np.zeros((128, 128))]).astype(np.float32)
     monkeypatch.setattr(predictor, "predict", lambda net, image, **kw: empty)
     tie, tie_scores = tune_rule(None, images, sizes, "two_class", torch.device("cpu"))
-    assert (tie.h, tie.min_size) == (default.h, default.min_size) and tie_scores["ap_50"] == 0
+    assert (tie.h, tie.min_size, tie.threshold) == (default.h, default.min_size, 0.5)
+    assert tie_scores["ap_50"] == 0
     assert tune_rule(None, images, None, "two_class", torch.device("cpu")) is None

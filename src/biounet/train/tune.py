@@ -24,12 +24,14 @@ from biounet.model.unet import UNet
 
 log = logging.getLogger(__name__)
 
-__all__ = ["H_FRACTIONS", "MIN_SIZE_FRACTIONS", "tune_best", "tune_rule"]
+__all__ = ["H_FRACTIONS", "MIN_SIZE_FRACTIONS", "THRESHOLDS", "tune_best", "tune_rule"]
 
 #: the seed depths tried, as fractions of the training objects' median radius
 H_FRACTIONS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.8)
 #: the smallest objects kept, as fractions of the 5th-percentile training object area
 MIN_SIZE_FRACTIONS = (0.25, 0.5, 1.0)
+#: the foreground thresholds tried (the first is the default)
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def tune_rule(
@@ -74,22 +76,28 @@ def tune_rule(
         return None
     known = sizes
 
-    def ap_of(f: float, m: float) -> tuple[float, InstanceRule]:
-        rule = InstanceRule.from_sizes(known, target, h_fraction=f, min_size_fraction=m)
+    def ap_of(f: float, m: float, t: float) -> tuple[float, InstanceRule]:
+        rule = InstanceRule.from_sizes(
+            known, target, h_fraction=f, min_size_fraction=m, threshold=t
+        )
         acc = InstanceAccumulator(thresholds=(0.5,))
         for truth, probs in pairs:
             acc.update(truth, rule(probs))
         return float(acc.scores()["ap_50"]), rule
 
-    # the seed depth first, then the smallest object with that depth (9 evaluations, not 21)
-    f0, m0 = H_FRACTION[target], MIN_SIZE_FRACTION
-    first = ap_of(f0, m0)
-    best, best_f = first, f0
+    # one setting at a time, each with the best of those before it: the foreground
+    # threshold, the seed depth, the smallest object (5 + 6 + 2 = 13 evaluations, not 105)
+    f0, m0, t0 = H_FRACTION[target], MIN_SIZE_FRACTION, THRESHOLDS[0]
+    first = ap_of(f0, m0, t0)
+    best, best_f, best_t = first, f0, t0
+    for t in THRESHOLDS[1:]:
+        if (tried := ap_of(f0, m0, t))[0] > best[0]:
+            best, best_t = tried, t
     for f in H_FRACTIONS:
-        if f != f0 and (tried := ap_of(f, m0))[0] > best[0]:
+        if f != f0 and (tried := ap_of(f, m0, best_t))[0] > best[0]:
             best, best_f = tried, f
     for m in MIN_SIZE_FRACTIONS:
-        if m != m0 and (tried := ap_of(best_f, m))[0] > best[0]:
+        if m != m0 and (tried := ap_of(best_f, m, best_t))[0] > best[0]:
             best = tried
     ap, rule = best
     n = len(pairs)

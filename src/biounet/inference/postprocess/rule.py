@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from biounet.core.checks import look_up
+from biounet.core.checks import check_fraction, look_up
 from biounet.data.annotations import INSTANCE_TARGETS
 from biounet.inference.postprocess.arguments import check_min_size, check_probs
 from biounet.inference.postprocess.cells import instances
@@ -49,6 +49,11 @@ class InstanceRule:
         :func:`~biounet.inference.postprocess.instances`).
     fill_holes : bool
         Fill the holes an object encloses on its own.
+    threshold : float in (0, 1)
+        A pixel belongs to an object where the object classes' probability exceeds it (0.5
+        by default; a network trained with class-balanced weights tends to extend objects
+        into the background, which a higher threshold undoes: chosen on the validation
+        images by :func:`biounet.train.tune.tune_rule`).
     source : str
         What the values were derived from, for people (``biounet inspect``).
 
@@ -64,10 +69,13 @@ class InstanceRule:
     h: float = 2.0
     fill_holes: bool = True
     source: str = "defaults"
+    threshold: float = 0.5
 
     def __post_init__(self) -> None:
         look_up(self.target, INSTANCE_TARGETS, "instance rule target")
         check_min_size(self.min_size)
+        check_fraction(self.threshold, "instance rule threshold")
+        object.__setattr__(self, "threshold", float(self.threshold))
         if not (isinstance(self.h, int | float) and math.isfinite(self.h) and self.h > 0):
             raise ValueError(f"instance rule h must be a number of pixels > 0, got {self.h!r}")
         object.__setattr__(self, "min_size", int(self.min_size))
@@ -81,6 +89,7 @@ class InstanceRule:
         *,
         h_fraction: float | None = None,
         min_size_fraction: float | None = None,
+        threshold: float = 0.5,
     ) -> InstanceRule:
         """The rule for a model trained on labels with object sizes ``sizes`` and ``target``.
 
@@ -96,6 +105,8 @@ class InstanceRule:
             Other fractions than the defaults below (``H_FRACTION[target]``,
             ``MIN_SIZE_FRACTION``), e.g. chosen on validation images
             (:func:`biounet.train.tune.tune_rule`).
+        threshold : float in (0, 1), default 0.5
+            The rule's foreground threshold.
 
         Returns
         -------
@@ -160,7 +171,9 @@ class InstanceRule:
             f"{sizes.count} training objects: min_size {m:g} x area p05 "
             f"{sizes.area_p05:.4g} {unit}, h {f:g} x median radius {r:.3g} px"
         )
-        return cls(target, min_size=min_size, h=h, fill_holes=True, source=source)
+        return cls(
+            target, min_size=min_size, h=h, fill_holes=True, source=source, threshold=threshold
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as plain values (for checkpoints and JSON)."""
@@ -181,19 +194,25 @@ class InstanceRule:
         """One line for people: the target, the values, and what they came from."""
         return (
             f"{self.target}: min_size {self.min_size} px, h {self.h:g} px, "
-            f"fill_holes {self.fill_holes} ({self.source})"
+            f"threshold {self.threshold:g}, fill_holes {self.fill_holes} ({self.source})"
         )
 
     def options(self, probs: np.ndarray) -> dict[str, Any]:
         """The keywords of :func:`~biounet.inference.postprocess.instances` for ``probs``.
 
         ``probs``: ``(C, *S)`` float probabilities; the 3-class target needs ``C == 3``.
-        Returns ``foreground_class``, ``h``, ``min_size``, ``fill_holes`` and, for the 3-class
-        target, ``border_prob = 1 - probs[1]`` (not interior): seeds lie where the interior is
-        more likely than not, and the watershed floods the rest of the objects from them.
+        Returns ``foreground_class``, ``h``, ``min_size``, ``fill_holes``, ``threshold``
+        and, for the 3-class target, ``border_prob = 1 - probs[1]`` (not interior): seeds lie
+        where the interior is more likely than not, and the watershed floods the rest of the
+        objects from them.
         """
         p = check_probs(probs, "probs")
-        kw: dict[str, Any] = {"h": self.h, "min_size": self.min_size, "fill_holes": self.fill_holes}
+        kw: dict[str, Any] = {
+            "h": self.h,
+            "min_size": self.min_size,
+            "fill_holes": self.fill_holes,
+            "threshold": self.threshold,
+        }
         if self.target == "two_class":
             return {"foreground_class": 1, **kw}
         if p.shape[0] != 3:
