@@ -22,12 +22,23 @@ comparison does not depend on how busy the machine is; the wall time is reported
 
 ``today``
     The pipeline before issue 12: the paper's 2-class target with the weight map, ``best.pt``
-    by pixel IoU, instance labels by the seeded watershed with ``h = 2`` px and no size filter.
+    by pixel IoU, running batch-norm statistics, instance labels by the seeded watershed with
+    ``h = 2`` px and no size filter.
 ``two_class``
-    The same target with what the defaults now do (the instance rule learnt from the training
-    labels' object sizes, model selection and batch-norm statistics as configured by default).
+    The same target with what issue 12 added around it (the instance rule learnt from the
+    training labels' object sizes and chosen on the validation images, model selection by
+    AP@0.5, batch-norm statistics recomputed).
+``two_class_gaps``
+    The same, with one background pixel inserted between touching objects in the target
+    (``weights.separation: 2``: the paper's separating background labels).
 ``three_class``
-    Background / interior / boundary target, seeds from the interior.
+    Background / interior / boundary target (2 px), seeds from the interior.
+``*_scaled``
+    The same on images shrunk so that the median object diameter is 32 px (``data.scale:
+    auto``). ``three_class_scaled`` is what the ``cpu`` preset does for instances.
+
+``--retune`` chooses a finished run's instance rule again on its validation images with the
+current grid (for runs trained before the grid grew), then scores the test images again.
 
 References on the same test images, without training: ``true_cc``, the true foreground mask
 split by connected components (what a perfect semantic segmentation gives without
@@ -63,25 +74,30 @@ USIIGACI = Path(__file__).resolve().parents[2] / "shared" / "data" / "usiigaci-p
 TRAIN_SETS = range(1, 36)
 TEST_SETS = range(36, 46)
 
+#: the paper's target on the images' own grid (the cpu preset's defaults before issue 12)
+TWO_CLASS_UNSCALED = {"instance_target": "two_class", "num_classes": 2, "scale": 1.0}
 #: per variant: settings over the cpu preset, and predict's post-processing override
 VARIANTS: dict[str, dict[str, Any]] = {
     "today": {
-        "set": [{"best_metric": "iou"}],
+        "set": [{"best_metric": "iou", "recalibrate_bn": 0, "data": TWO_CLASS_UNSCALED}],
         "postprocess": {"min_size": 0, "h": 2.0},
         "legacy": True,
     },
-    "two_class": {"set": [], "postprocess": {}},
-    "two_class_gaps": {"set": [{"weights": {"separation": 2}}], "postprocess": {}},
-    "two_class_gaps_scaled": {
-        "set": [{"weights": {"separation": 2}, "data": {"scale": "auto"}}],
+    "two_class": {"set": [{"data": TWO_CLASS_UNSCALED}], "postprocess": {}},
+    "two_class_gaps": {
+        "set": [{"weights": {"separation": 2}, "data": TWO_CLASS_UNSCALED}],
         "postprocess": {},
     },
-    "three_class_scaled": {
-        "set": [{"data": {"instance_target": "three_class", "num_classes": 3, "scale": "auto"}}],
+    "two_class_gaps_scaled": {
+        "set": [{"weights": {"separation": 2}, "data": {**TWO_CLASS_UNSCALED, "scale": "auto"}}],
         "postprocess": {},
     },
     "three_class": {
-        "set": [{"data": {"instance_target": "three_class", "num_classes": 3}}],
+        "set": [{"data": {"instance_target": "three_class", "num_classes": 3, "scale": 1.0}}],
+        "postprocess": {},
+    },
+    "three_class_scaled": {  # the cpu preset's defaults for instances since issue 12
+        "set": [{"data": {"instance_target": "three_class", "num_classes": 3, "scale": "auto"}}],
         "postprocess": {},
     },
 }

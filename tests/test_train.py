@@ -73,7 +73,7 @@ def test_fit_writes_a_complete_run(tmp_path) -> None:
     ck = load_checkpoint(run / "last.pt")
     assert ck["iteration"] == 6 and ck["biounet_version"] == biounet.__version__
     assert (
-        ck["class_names"] == ["background", "foreground"]
+        ck["class_names"] == ["background", "interior", "boundary"]  # the preset's 3-class
         and ck["normalize"]["mode"] == "percentile"
     )
     for key in ("optimizer", "scheduler", "scaler", "rng", "train_config"):
@@ -82,7 +82,7 @@ def test_fit_writes_a_complete_run(tmp_path) -> None:
     assert model.normalizer is not None and not model.net.training
     img = (make_cells((40, 50), seed=9)[0] * 1000).astype(np.float32)  # another intensity scale
     probs = biounet.predict(model, img)
-    assert probs.shape == (2, 40, 50)
+    assert probs.shape == (3, 40, 50)
     # the stored normalisation makes the prediction independent of the raw intensity scale
     np.testing.assert_allclose(biounet.predict(model, img * 3 + 7), probs, atol=1e-4)
 
@@ -315,7 +315,9 @@ def test_resume_from_moved_data_and_stale_temporary_files(tmp_path) -> None:
 def test_a_failed_set_up_leaves_no_run_folder(tmp_path) -> None:
     # instance labels read as binary masks: an error while preparing the data
     cfg = build_config("cpu", overrides=[TINY, {"iterations": 2, "deterministic": True}])
-    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, annotation="binary"))
+    # (the instance settings resolved 3 classes for the preset's 3-class target: back to 2)
+    binary = dataclasses.replace(cfg.data, annotation="binary", num_classes=2)
+    cfg = dataclasses.replace(cfg, data=binary)
     with pytest.raises(ValueError, match="a binary mask holds at most 2 values"):
         biounet.fit(cfg, tmp_path / "run", samples=cells(2), progress=False)
     assert not (tmp_path / "run").exists()

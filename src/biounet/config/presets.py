@@ -23,7 +23,9 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     ),
     # a usable model on a 2-core CPU in minutes: the narrow net (16..256, batch norm), tiles of
     # 380 -> 196 px (27% of each tile's area is supervised, against 7% at 252 px), AdamW with a
-    # cosine schedule, weighted CE + Dice, oversampling objects and borders
+    # cosine schedule, weighted CE + Dice, oversampling objects and borders. Instances: the
+    # 3-class target and large objects shrunk to 32 px (chosen on the Usiigaci validation
+    # images, benchmarks/results/instances-usiigaci.md)
     "cpu": dict(
         model={"preset": "narrow", "dropout": 0.1},
         tile=380,
@@ -41,7 +43,7 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
         oversample=0.3,
         val_every=250,
         workers=0,
-        data={"scale": "auto"},
+        data={"scale": "auto", "instance_target": "three_class"},
     ),
     # modern, for GPUs: the paper's topology with batch norm, AdamW + poly schedule,
     # Dice + CE, bf16 mixed precision, channels-last, bigger batches
@@ -65,6 +67,6 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
         amp="bf16",
         channels_last=True,
         val_every=1000,
-        data={"scale": "auto"},
+        data={"scale": "auto", "instance_target": "three_class"},
     ),
 }

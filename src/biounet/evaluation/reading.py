@@ -219,8 +219,10 @@ def pred_instances(pred: np.ndarray, ndim: int, threshold: float, min_size: int)
     Parameters
     ----------
     pred : numpy.ndarray, shape ``(C, *S)`` or ``(*S)``
-        Probabilities, a foreground probability map (float), a mask (two values: its
-        non-zero pixels) or instance labels (kept as they are).
+        Probabilities (the objects are every class but 0, pooled: a 3-class net's interior
+        and boundary), a foreground probability map (float), a mask (two values: its
+        non-zero pixels) or instance labels (kept as they are). The labels ``predict
+        --instances`` writes (by the model's own rule) are the better thing to score.
     ndim : int
         The number of axes of the truth, ``len(S)``.
     threshold : float
@@ -238,7 +240,10 @@ def pred_instances(pred: np.ndarray, ndim: int, threshold: float, min_size: int)
 
     if pred.ndim == ndim + 1 or pred.dtype.kind == "f":
         probs = pred if pred.ndim == ndim + 1 else np.stack([1 - pred, pred])
-        return postprocess.instances(probs, threshold=threshold, min_size=min_size)
+        objects = tuple(range(1, probs.shape[0])) if probs.shape[0] > 2 else 1
+        return postprocess.instances(
+            probs, foreground_class=objects, threshold=threshold, min_size=min_size
+        )
     if len(np.unique(pred)) <= 2:  # a mask
         return postprocess.instances(pred > 0, min_size=min_size)
     return pred.astype(np.int64)
