@@ -292,10 +292,15 @@ def test_ctrl_c_saves_the_iteration_it_reached(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(loop, "train_step", pressed)
     run = tmp_path / "run"
     cfg = tiny(iterations=8, val_every=100, checkpoint_minutes=60)
-    with pytest.raises(KeyboardInterrupt):
-        biounet.fit(cfg, run, samples=cells(), progress=False)
+    # as in a terminal (a job started in the background ignores SIGINT, and so does fit)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            biounet.fit(cfg, run, samples=cells(), progress=False)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert load_checkpoint(run / "last.pt")["iteration"] == 3
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     monkeypatch.setattr(loop, "train_step", step)
     result = biounet.fit(cfg, run, resume=True, samples=cells(), progress=False)
     assert load_checkpoint(run / "last.pt")["iteration"] == 8 and result.run == run
@@ -412,3 +417,19 @@ def test_predictions_never_go_into_the_truth_folder(model_path, tmp_path, capsys
     assert predict(model_path, str(tmp_path / "d"), "--out", str(truth), "--truth", str(truth)) == 2
     assert "is the folder of the ground truth" in capsys.readouterr().err
     assert snapshot(truth) == before
+
+
+def test_a_run_that_ignores_ctrl_c_keeps_ignoring_it() -> None:
+    import signal
+
+    from biounet.train.interrupt import interruptible
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as nohup / a background job
+    try:
+        with interruptible() as stop:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+            assert not stop.requested
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -24,13 +24,17 @@ def interruptible() -> Iterator[Interrupt]:
     Inside the block the first Ctrl-C only sets :attr:`Interrupt.requested`, so the step in
     progress completes and the loop can save a checkpoint at that iteration before raising
     ``KeyboardInterrupt``; a second Ctrl-C interrupts at once, as usual. Outside the main
-    thread (where Python delivers no signals) nothing changes.
+    thread (where Python delivers no signals), or where SIGINT is ignored (a job started in
+    the background with ``nohup`` or ``&``), nothing changes.
     """
     state = Interrupt()
     if threading.current_thread() is not threading.main_thread():
         yield state
         return
     previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:  # meant to run through Ctrl-C
+        yield state
+        return
 
     def handler(signum: int, frame: FrameType | None) -> None:
         state.requested = True
