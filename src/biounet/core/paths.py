@@ -41,12 +41,10 @@ def resolved(path: str | os.PathLike[str]) -> Path:
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     """Whether ``a`` and ``b`` are one file: the same resolved path, or hard links of one file."""
-    if os.path.normcase(resolved(a)) == os.path.normcase(resolved(b)):
+    if _key(a) == _key(b):
         return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist (yet)
-        return False
+    inode = _inode(a)  # None: it does not exist (yet)
+    return inode is not None and inode == _inode(b)
 
 
 def check_outputs(

@@ -34,9 +34,14 @@ RECALIBRATION_SEED = 7919
 _BN = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)
 
 
+def _bn_layers(model: torch.nn.Module) -> list[torch.nn.modules.batchnorm._BatchNorm]:
+    """The batch-norm layers of ``model`` that keep running statistics."""
+    return [m for m in model.modules() if isinstance(m, _BN) and m.track_running_stats]
+
+
 def has_batch_norm(model: torch.nn.Module) -> bool:
     """Whether ``model`` has batch-norm layers that keep running statistics."""
-    return any(isinstance(m, _BN) and m.track_running_stats for m in model.modules())
+    return bool(_bn_layers(model))
 
 
 @torch.no_grad()
@@ -70,7 +75,7 @@ def recalibrate(
     With ``momentum=None`` a batch-norm layer keeps the cumulative average of the batch means
     and (unbiased) variances: after ``n`` batches its statistics are the mean over all of them.
     """
-    layers = [m for m in model.modules() if isinstance(m, _BN) and m.track_running_stats]
+    layers = _bn_layers(model)
     inputs = list(batches)
     if not layers or not inputs:  # nothing to average over: the statistics stay as they are
         return 0
@@ -107,7 +112,7 @@ def recalibrated(
     from its own running averages exactly as it would have without the validation: a resumed
     run stays identical to an uninterrupted one whatever its validation interval.
     """
-    layers = [m for m in model.modules() if isinstance(m, _BN) and m.track_running_stats]
+    layers = _bn_layers(model)
     saved = [
         {k: v.clone() for k, v in m.state_dict().items()}  # running mean/var, batch count
         for m in layers
