@@ -19,6 +19,8 @@ from biounet.checkpoint import save_checkpoint
 from biounet.cli import main
 from biounet.data import Normalizer, write_image
 
+from .conftest import TINY, cells
+
 
 def snapshot(root: Path) -> dict[str, bytes]:
     """Every file under ``root`` (links not followed) by relative path, with its bytes."""
@@ -148,22 +150,13 @@ def test_a_link_loop_among_the_inputs_is_one_line(model_path, tmp_path, capsys) 
 
 
 # ----------------------------------------------------------------------------- export, evaluate
+def export(model: Path, out: Path) -> int:
+    return main(["export", str(model), "--format", "torchscript", "--out", str(out), "--no-check"])
+
+
 def test_export_never_replaces_the_model_it_reads(model_path, tmp_path, capsys) -> None:
     before = model_path.read_bytes()
-    assert (
-        main(
-            [
-                "export",
-                str(model_path),
-                "--format",
-                "torchscript",
-                "--out",
-                str(model_path),
-                "--no-check",
-            ]
-        )
-        == 2
-    )
+    assert export(model_path, model_path) == 2
     assert "would replace the model it exports" in capsys.readouterr().err
     assert model_path.read_bytes() == before
     assert sorted(p.name for p in model_path.parent.iterdir()) == ["m.pt"]
@@ -177,20 +170,7 @@ def test_export_on_a_full_disk_stops_before_writing(model_path, tmp_path, monkey
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 1000, 1000))
     out = tmp_path / "exp"
     out.mkdir()
-    assert (
-        main(
-            [
-                "export",
-                str(model_path),
-                "--format",
-                "torchscript",
-                "--out",
-                str(out / "m.pt"),
-                "--no-check",
-            ]
-        )
-        == 2
-    )
+    assert export(model_path, out / "m.pt") == 2
     err = capsys.readouterr().err.strip()
     assert "not enough free space for the export" in err and str(out / "m.pt") in err
     assert list(out.iterdir()) == []
@@ -215,52 +195,34 @@ def test_evaluate_never_writes_over_its_inputs(tmp_path, capsys) -> None:
 
 
 # ----------------------------------------------------------------------------- train
-TINY = {
-    "model": {"depth": 2, "base_width": 4},
-    "tile": 44,
-    "batch_size": 2,
-    "log_every": 1,
-    "optim": {"warmup": 0},
-    "data": {"annotation": "instances"},
-}
-
-
-def cells(n: int = 3):
-    from biounet.data import Sample
-    from biounet.data.synthetic import make_cells
-
-    return [Sample(f"c{i}", im[None], lab) for i, (im, lab) in
-            enumerate(make_cells((64, 64), seed=i) for i in range(n))]  # fmt: skip
-
-
 def tiny(**extra):
     from biounet.config import build_config
 
-    return build_config("cpu", overrides=[TINY, extra])
+    return build_config("cpu", overrides=[TINY, {"log_every": 1}, extra])
 
 
 def test_a_run_folder_in_use_is_refused_and_left_alone(tmp_path) -> None:
     from biounet.core.files import FolderLock
 
     run = tmp_path / "run"
-    biounet.fit(tiny(iterations=2, val_every=2), run, samples=cells(), progress=False)
+    biounet.fit(tiny(iterations=2, val_every=2), run, samples=cells(3), progress=False)
     before = snapshot(run)
     with FolderLock(run):  # as another process training there holds it (rewriting .lock)
         before[".lock"] = (run / ".lock").read_bytes()
         with pytest.raises(BlockingIOError, match="run folder is in use by process"):
-            biounet.fit(tiny(iterations=4, val_every=2), run, resume=True, samples=cells())
+            biounet.fit(tiny(iterations=4, val_every=2), run, resume=True, samples=cells(3))
         with pytest.raises(FileExistsError):  # a new run there: refused before the lock
-            biounet.fit(tiny(iterations=2), run, samples=cells(), progress=False)
+            biounet.fit(tiny(iterations=2), run, samples=cells(3), progress=False)
     assert snapshot(run) == before
     # released: the lock of a process that ended (however) does not stay
-    biounet.fit(tiny(iterations=4, val_every=2), run, resume=True, samples=cells(), progress=False)
+    biounet.fit(tiny(iterations=4, val_every=2), run, resume=True, samples=cells(3), progress=False)
 
 
 def test_a_failed_resume_changes_nothing(tmp_path, monkeypatch) -> None:
     import biounet.train.loop as loop
 
     run = tmp_path / "run"
-    biounet.fit(tiny(iterations=2, val_every=2), run, samples=cells(), progress=False)
+    biounet.fit(tiny(iterations=2, val_every=2), run, samples=cells(3), progress=False)
     # all but the weight-map cache and the lock file (which names its last holder)
     before = {k: v for k, v in snapshot(run).items() if not k.startswith(("cache", ".lock"))}
 
@@ -269,7 +231,7 @@ def test_a_failed_resume_changes_nothing(tmp_path, monkeypatch) -> None:
 
     monkeypatch.setattr(loop, "train_step", broken)
     with pytest.raises(ValueError, match="a bad tile"):  # fails at its first step
-        biounet.fit(tiny(iterations=6, val_every=2), run, resume=True, samples=cells())
+        biounet.fit(tiny(iterations=6, val_every=2), run, resume=True, samples=cells(3))
     after = {k: v for k, v in snapshot(run).items() if not k.startswith(("cache", ".lock"))}
     assert after == before  # config.yaml (iterations 2), metrics.jsonl, checkpoints
 
@@ -296,13 +258,13 @@ def test_ctrl_c_saves_the_iteration_it_reached(tmp_path, monkeypatch) -> None:
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(KeyboardInterrupt):
-            biounet.fit(cfg, run, samples=cells(), progress=False)
+            biounet.fit(cfg, run, samples=cells(3), progress=False)
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
     finally:
         signal.signal(signal.SIGINT, previous)
     assert load_checkpoint(run / "last.pt")["iteration"] == 3
     monkeypatch.setattr(loop, "train_step", step)
-    result = biounet.fit(cfg, run, resume=True, samples=cells(), progress=False)
+    result = biounet.fit(cfg, run, resume=True, samples=cells(3), progress=False)
     assert load_checkpoint(run / "last.pt")["iteration"] == 8 and result.run == run
 
 
@@ -310,7 +272,7 @@ def test_a_full_disk_while_training_keeps_the_old_checkpoint(tmp_path, monkeypat
     import biounet.checkpoint as checkpoint
 
     run = tmp_path / "run"
-    biounet.fit(tiny(iterations=2, val_every=2), run, samples=cells(), progress=False)
+    biounet.fit(tiny(iterations=2, val_every=2), run, samples=cells(3), progress=False)
     last = (run / "last.pt").read_bytes()
     save = torch.save
 
@@ -325,7 +287,7 @@ def test_a_full_disk_while_training_keeps_the_old_checkpoint(tmp_path, monkeypat
     monkeypatch.setattr(checkpoint.torch, "save", full)
     cfg = tiny(iterations=4, val_every=100, checkpoint_every=1)
     with pytest.raises(OSError, match="no space left on the device") as e:
-        biounet.fit(cfg, run, resume=True, samples=cells(), progress=False)
+        biounet.fit(cfg, run, resume=True, samples=cells(3), progress=False)
     assert e.value.errno == 28 and e.value.filename == str(run / "last.pt")
     assert (run / "last.pt").read_bytes() == last
     assert not list(run.rglob(".*.part"))
@@ -398,11 +360,11 @@ def test_a_new_run_replaces_no_file_and_stays_out_of_the_data(tmp_path, capsys) 
     (own / "config.yaml").write_text("iterations: 3\n")  # the user's own config, say
     before = snapshot(own)
     with pytest.raises(FileExistsError, match="holds config.yaml, which a new run would replace"):
-        biounet.fit(tiny(iterations=2), own, samples=cells(), progress=False)
+        biounet.fit(tiny(iterations=2), own, samples=cells(3), progress=False)
     assert snapshot(own) == before
     data = tmp_path / "data"
     samples = [Sample(s.name, s.image, s.annotation, image_path=data / f"{s.name}.tif")
-               for s in cells()]  # fmt: skip
+               for s in cells(3)]  # fmt: skip
     data.mkdir()
     with pytest.raises(ValueError, match="is a folder of the training data"):
         biounet.fit(tiny(iterations=2), data, samples=samples, progress=False)

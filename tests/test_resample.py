@@ -8,24 +8,13 @@ from skimage.transform import resize
 import biounet
 from biounet.checkpoint import load_checkpoint
 from biounet.config import build_config
-from biounet.data import Sample
 from biounet.data.objects import SCALE_DIAMETER, ObjectSizes, auto_scale
 from biounet.data.resample import resample, resample_labels, scaled_shape
-from biounet.data.synthetic import make_cells
 from biounet.data.views import Resampled
 from biounet.describe import describe_checkpoint
 from biounet.inference.trained import TrainedModel
 
-from .conftest import small_net
-
-TINY = {
-    "model": {"depth": 2, "base_width": 4},
-    "tile": 44,
-    "batch_size": 2,
-    "log_every": 2,
-    "optim": {"warmup": 0},
-    "data": {"annotation": "instances"},
-}
+from .conftest import TINY, cells, small_net
 
 
 def test_shrinking_equals_an_anti_aliased_resize_and_enlarging_a_linear_zoom() -> None:
@@ -119,8 +108,7 @@ def test_predict_works_on_the_training_grid_and_answers_on_the_image_grid() -> N
 
 
 def test_a_run_with_a_scale_trains_on_the_resampled_grid_and_predict_follows(tmp_path) -> None:
-    samples = [Sample(f"c{i}", im[None], lab) for i, (im, lab) in
-               enumerate(make_cells((96, 96), seed=i) for i in range(3))]  # fmt: skip
+    samples = cells(3, size=96)
     cfg = build_config("cpu", overrides=[TINY, {"iterations": 2, "val_every": 2,
                                                 "data": {"scale": 0.5}}])  # fmt: skip
     result = biounet.fit(cfg, tmp_path / "run", samples=samples, progress=False)

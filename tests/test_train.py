@@ -29,27 +29,12 @@ from biounet.data.synthetic import make_cells
 from biounet.reporting.runlog import read_metrics
 from biounet.train import split
 
-TINY = {
-    "model": {"depth": 2, "base_width": 4},
-    "tile": 44,
-    "batch_size": 2,
-    "log_every": 2,
-    "optim": {"warmup": 0},
-    "data": {"annotation": "instances"},
-}
+from .conftest import TINY, cells
 
 
 def split_of(samples, cfg):
     """The split of ``samples`` under ``cfg``'s data settings and seed."""
     return split(samples, cfg.data, cfg.seed)
-
-
-def cells(n=4, size=64) -> list[Sample]:
-    out = []
-    for i in range(n):
-        img, lab = make_cells((size, size), seed=i)
-        out.append(Sample(f"c{i}", img[None], lab))
-    return out
 
 
 def write_folder(root: Path, n=4, size=64) -> Path:
