@@ -92,14 +92,19 @@ class TrainConfig:
     iterations : int
         Optimiser steps.
     max_minutes : float
-        Stop within this many minutes of training (0: no limit): after a few iterations the
-        speed is measured and the schedule fitted to the iterations that fit.
+        End the run within this many minutes of wall time, from the call of ``fit`` to its
+        return: set-up, validations and the tuning of the instance rule included (0: no
+        limit). The schedule then runs over the time, not over ``iterations``, and the speed
+        is measured all along, so a machine that slows down still gets a run that anneals and
+        ends on time (:mod:`biounet.train.budget`); ``iterations`` remains an upper bound.
     oversample : float
         Probability of centring a tile on objects or borders.
     workers : int
         Data-loader processes.
     val_every : int
-        Validate (whole images, overlap-tile inference) every this many iterations.
+        Validate (whole images, overlap-tile inference) every this many iterations, or more
+        often: every ``iterations // 5`` if that is fewer (so a run validates at least five
+        times), and at every tenth of ``max_minutes``.
     best_metric : str
         Metric that picks ``best.pt``. ``"auto"`` (the default): ``"ap_50"`` for instance
         annotations, else ``"iou"``. ``"ap_50"``, ``"f1"``: instance scores at IoU 0.5 of the

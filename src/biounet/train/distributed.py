@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -52,11 +53,11 @@ def start(ranks: Ranks) -> torch.device:
     return torch.device(f"cuda:{ranks.local}" if torch.cuda.is_available() else "cpu")
 
 
-def from_rank0(value: float, device: torch.device) -> float:
-    """Rank 0's ``value`` on every rank (a broadcast on the training device, as NCCL needs)."""
-    t = torch.tensor([value], dtype=torch.float64, device=device)
+def from_rank0(values: Sequence[float], device: torch.device) -> tuple[float, ...]:
+    """Rank 0's ``values`` on every rank (one broadcast on the training device, as NCCL needs)."""
+    t = torch.tensor(list(values), dtype=torch.float64, device=device)
     torch.distributed.broadcast(t, src=0)
-    return float(t.item())
+    return tuple(float(v) for v in t.tolist())
 
 
 def barrier(ranks: Ranks) -> None:

@@ -31,9 +31,15 @@ from biounet.inference.trained import TrainedModel
 from biounet.reporting.runlog import MetricsLog
 from biounet.train.batchnorm import recalibrate, recalibrated, recalibration_batches
 from biounet.train.budget import TimeBudget
-from biounet.train.distributed import barrier, from_rank0, sync_buffers
+from biounet.train.distributed import barrier, sync_buffers
 from biounet.train.interrupt import interruptible
-from biounet.train.optim import build_optimizer, lr_factor, set_lr
+from biounet.train.optim import (
+    build_optimizer,
+    lr_factor,
+    plan_next,
+    set_lr,
+    validation_interval,
+)
 from biounet.train.setup import Run, set_up
 from biounet.train.state import CheckpointMeta, TrainResult, TrainState
 from biounet.train.step import Precision, place, train_step
@@ -93,10 +99,11 @@ def fit(
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     benchmark = torch.backends.cudnn.benchmark
     cublas = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    t0 = time.monotonic()  # the time budget counts from here: set-up, training and the end
     try:
         run = set_up(cfg, Path(out), resume=resume, samples=samples)
         try:
-            return _train(cfg, run, progress)
+            return _train(cfg, run, progress, t0)
         finally:
             if run.lock is not None:
                 run.lock.release()
@@ -107,8 +114,11 @@ def fit(
             os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
 
 
-def _train(cfg: TrainConfig, run: Run, progress: bool | None) -> TrainResult:
-    """The loop: one optimiser step per batch, then logging, budget, validation, checkpoint."""
+def _train(cfg: TrainConfig, run: Run, progress: bool | None, t0: float) -> TrainResult:
+    """The loop: one optimiser step per batch, then logging, budget, validation, checkpoint.
+
+    ``t0`` is the ``time.monotonic()`` at which ``fit`` was called.
+    """
     from tqdm.auto import tqdm
 
     model, ranks, device = run.model, run.ranks, run.device
@@ -120,9 +130,14 @@ def _train(cfg: TrainConfig, run: Run, progress: bool | None) -> TrainResult:
     place(model, precision)
     opt = build_optimizer(cfg.optim, model.parameters())
     scaler = precision.scaler()
-    state = _start_state(cfg, run, opt, scaler)
+    state = _start_state(cfg, run, opt, scaler, t0)
     if cfg.max_minutes:
-        state.budget = TimeBudget(cfg.max_minutes, state.seconds_before, state.iteration)
+        validates = bool(run.val_images)
+        tunes = validates and run.instance_rule is not None
+        state.budget = TimeBudget(
+            cfg.max_minutes, cfg.iterations, state.seconds_before, validates, tunes
+        )
+    val_every = validation_interval(cfg)
     loader = _loader(cfg, run, in_tile, state.iteration)
     net = _wrap(model, cfg, run)
     metrics = (
@@ -150,23 +165,26 @@ def _train(cfg: TrainConfig, run: Run, progress: bool | None) -> TrainResult:
             state.iteration += 1
             if run.resumed is not None and ranks.main and state.iteration == first + 1:
                 save_config(cfg, run.folder / "config.yaml")  # the resumed run has started
-            # the rate of the next iteration, on the plan as it stands before the budget moves it
-            set_lr(opt, cfg.optim.lr * lr_factor(cfg.optim, state.iteration, state.planned))
             state.losses.append(loss)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-            if state.budget is not None:
-                bar.total = _replan(state, run)
+            # the plan and the rate of the next iteration (by time, on a budget)
+            by_time = plan_next(cfg, state, ranks, device, opt, time.monotonic() - ready,
+                                time.monotonic())  # fmt: skip
+            bar.total = state.planned
             if metrics and (state.iteration % cfg.log_every == 0 or
                             state.iteration == state.planned):  # fmt: skip
                 _log_window(metrics, state, opt)
             due_val = bool(run.val_images) and (
-                state.iteration % cfg.val_every == 0 or state.iteration == state.planned
+                state.iteration % val_every == 0 or state.iteration == state.planned or by_time
             )
             if due_val and ranks.main:
+                began = time.monotonic()
                 with recalibrated(run.model, bn_tiles, **placement):
                     _validate(cfg, run, state, metrics, meta)
                 net.train()
+                if state.budget is not None:
+                    state.budget.validated(time.monotonic() - began)
             if due_val:
                 barrier(ranks)
             if ranks.main and (_checkpoint_due(cfg, state, due_val) or stop.requested):
@@ -183,13 +201,20 @@ def _train(cfg: TrainConfig, run: Run, progress: bool | None) -> TrainResult:
 
 
 def _start_state(
-    cfg: TrainConfig, run: Run, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler
+    cfg: TrainConfig,
+    run: Run,
+    opt: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    t0: float,
 ) -> TrainState:
-    """A fresh state, or the one ``last.pt`` saved (optimiser, scaler, random states too)."""
+    """A fresh state, or the one ``last.pt`` saved (optimiser, scaler, random states too).
+
+    The session's clocks start at ``t0`` (when ``fit`` was called).
+    """
     saved = run.resumed
     if saved is None:
         set_lr(opt, cfg.optim.lr * lr_factor(cfg.optim, 0, cfg.iterations))
-        return TrainState(iteration=0, planned=cfg.iterations)
+        return TrainState(0, cfg.iterations, started=t0, saved_at=t0, logged_at=t0)
     opt.load_state_dict(saved["optimizer"])  # its learning rate too: the schedule's last
     if saved["scaler"] or not scaler.is_enabled():
         scaler.load_state_dict(saved["scaler"])
@@ -205,6 +230,9 @@ def _start_state(
         planned=planned,
         best=saved.get("best"),
         seconds_before=float(saved.get("train_seconds", 0.0)),
+        started=t0,
+        saved_at=t0,
+        logged_at=t0,
     )
     log.info("resuming %s at iteration %d (of %d)", run.folder, state.iteration, state.planned)
     return state
@@ -257,17 +285,6 @@ def _wrap(model: torch.nn.Module, cfg: TrainConfig, run: Run) -> torch.nn.Module
     if cfg.compile:
         net = torch.compile(net, backend=cfg.compile_backend)  # type: ignore[assignment]
     return net
-
-
-def _replan(state: TrainState, run: Run) -> int:
-    """Refit the planned iteration count to the time budget (on rank 0's clock); returns it."""
-    if state.budget is None:
-        return state.planned
-    elapsed = time.monotonic() - state.started
-    if run.ranks.world > 1:  # every rank must end the loop at the same iteration
-        elapsed = from_rank0(elapsed, run.device)
-    state.planned = state.budget.plan(state.planned, state.iteration, elapsed)
-    return state.planned
 
 
 def _log_window(metrics: MetricsLog, state: TrainState, opt: torch.optim.Optimizer) -> None:
