@@ -45,6 +45,7 @@ LAYERS: dict[str, int] = {
     "biounet.inference": 2,
     "biounet.inference.trained": 2,
     "biounet.inference.predictor": 2,
+    "biounet.inference.backend": 2,
     "biounet.reporting": 2,
     "biounet.reporting.runlog": 2,
     "biounet.reporting.plots": 2,

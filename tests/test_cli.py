@@ -208,6 +208,7 @@ def test_every_choice_list_is_the_library_constant() -> None:
     import biounet.demo
     import biounet.evaluation
     import biounet.export
+    import biounet.inference.backend
     import biounet.inference.postprocess
     import biounet.segment
     from biounet.cli.parser import build_parser
@@ -221,6 +222,7 @@ def test_every_choice_list_is_the_library_constant() -> None:
         ("predict", "task"): tasks,
         ("predict", "instance_kind"): biounet.inference.postprocess.INSTANCE_KINDS,
         ("predict", "mask_format"): biounet.segment.MASK_FORMATS,
+        ("predict", "backend"): biounet.inference.backend.BACKENDS,
         ("evaluate", "task"): tasks,
         ("export", "format"): biounet.export.FORMATS,
     }

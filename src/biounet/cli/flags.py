@@ -13,6 +13,7 @@ from biounet.evaluation.options import TASKS
 
 __all__ = [
     "ANNOTATION_KINDS",
+    "BACKENDS",
     "CONFIG_KEYS",
     "DEMO_TASKS",
     "EVAL_TASKS",
@@ -31,6 +32,7 @@ EVAL_TASKS = TASKS
 DEMO_TASKS = ("cells", "semantic", "membranes")  # biounet.demo.TASKS
 INSTANCE_KINDS = ("cells", "membranes")  # biounet.inference.postprocess.INSTANCE_KINDS
 MASK_FORMATS = ("auto", "png", "tif")  # biounet.segment.MASK_FORMATS
+BACKENDS = ("auto", "eager", "compile")  # biounet.inference.backend.BACKENDS
 ANNOTATION_KINDS = ("binary", "classes", "instances")  # biounet.data.annotations.ANNOTATION_KINDS
 EXPORT_FORMATS = ("torchscript", "onnx")  # biounet.export.FORMATS
 

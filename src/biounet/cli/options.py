@@ -160,5 +160,6 @@ def predict_options(args: argparse.Namespace, task: str) -> PredictOptions:
         tile_shape=args.tile,
         batch_size=args.batch_size,
         tta=args.tta,
+        backend=args.backend,
         device=process_device(args.device),  # under torchrun: this process's GPU
     )

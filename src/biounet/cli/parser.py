@@ -13,6 +13,7 @@ from typing import TypeAlias
 from biounet._version import __version__
 from biounet.cli import commands
 from biounet.cli.flags import (
+    BACKENDS,
     DEMO_TASKS,
     EXPORT_FORMATS,
     INSTANCE_KINDS,
@@ -176,6 +177,13 @@ def add_predict(sub: Verbs, parent: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, metavar="N")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--tta", action="store_true", help="average over flips and rotations")
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="run the network eagerly or compiled by torch.compile; auto (default): compiled "
+        "when the image has enough tiles for the compile time to pay",
+    )
     p.add_argument(
         "--min-size",
         type=int,

@@ -17,7 +17,10 @@ from biounet.data.layouts.channels import COLOUR_CHANNELS, as_grey
 from biounet.data.normalize import Normalizer
 from biounet.data.resample import resample, scaled_shape
 from biounet.data.views import ChannelsFirst, Normalized, Resampled
+from biounet.inference.backend import TileRunner
 from biounet.inference.tiling import as_image_array, check_out, dihedral_transforms, tile_apply
+from biounet.inference.tiling.plans import TileLayout
+from biounet.inference.tiling.transforms import Transform, identity
 from biounet.inference.trained import TrainedModel
 from biounet.model.unet import UNet
 
@@ -127,6 +130,7 @@ def predict(
     channels_last: bool | None = None,
     normalize: bool = True,
     scale: float | None = None,
+    backend: str = "auto",
 ) -> Any:
     """Per-class probabilities of a U-Net for a whole image of any size.
 
@@ -175,6 +179,12 @@ def predict(
         model's :attr:`~biounet.inference.trained.TrainedModel.scale` (the factor its training
         images were resampled by), 1 for a bare network. ``tile_shape`` is then in resampled
         px. The resampled probabilities ``(K, *S * scale)`` are held in memory.
+    backend : {"auto", "eager", "compile"}
+        Run the network eagerly or compiled by ``torch.compile`` (with inductor's freezing;
+        its probabilities are checked against eager ones on the first batch, within
+        :data:`~biounet.inference.backend.TOLERANCE`). ``"auto"`` compiles only when the
+        image has enough tiles for the compile time to pay (:mod:`biounet.inference.backend`);
+        a network compiled by an earlier call is reused.
 
     Returns
     -------
@@ -239,9 +249,12 @@ def predict(
         channels_last = dev.type == "cpu" and net.ndim == 2
     if dev.type == "cpu":
         auto_tune_allocator()
+    transforms = dihedral_transforms(net.ndim) if tta else None
     with _evaluating(net, dev, channels_last) as fn, torch.inference_mode():
+        tiles, shapes = _tile_count(net, image.shape[1:], tile, stride, overlap, transforms)
+        runner = TileRunner(net, fn, backend, tiles, shapes, dev, batch_size)
         probs = tile_apply(
-            fn,
+            runner,
             image,
             tile_shape=tile,
             margin=net.margin,
@@ -249,7 +262,7 @@ def predict(
             stride=stride,
             overlap=overlap,
             align=net.geometry.alignment,
-            transforms=dihedral_transforms(net.ndim) if tta else None,
+            transforms=transforms,
             out=out if factor == 1.0 else None,
             channels=net.config.num_classes,
             batch_size=batch_size,
@@ -257,6 +270,31 @@ def predict(
             progress=progress,
         )
     return probs if factor == 1.0 else _back_to_grid(probs, spatial, out)
+
+
+def _tile_count(
+    net: UNet,
+    spatial: Sequence[int],
+    tile: Sequence[int],
+    stride: Sequence[int],
+    overlap: float,
+    transforms: Sequence[Transform] | None,
+) -> tuple[int, int]:
+    """The tiles a prediction computes (transforms included) and their distinct shapes."""
+    layout = TileLayout.checked(
+        len(tile),
+        tile,
+        net.margin,
+        "crop" if net.config.padding == "valid" else "blend",
+        stride,
+        overlap,
+        net.geometry.alignment,
+    )
+    count, shapes = 0, set()
+    for g in transforms or [identity(len(tile))]:
+        count += len(layout.jobs(g, spatial))
+        shapes.add(g.shape(tile))
+    return count, len(shapes)
 
 
 def _scale(model: UNet | TrainedModel, scale: float | None) -> float:

@@ -44,7 +44,7 @@ class PredictOptions:
         override the model's instance rule (``TrainedModel.instance_rule``: the seed depth
         ``h`` and ``min_size`` derived from the training objects), which applies where they
         say nothing.
-    tile_shape, batch_size, tta, device
+    tile_shape, batch_size, tta, device, backend
         As for :func:`biounet.predict`.
     """
 
@@ -61,6 +61,7 @@ class PredictOptions:
     batch_size: int | None = None
     tta: bool = False
     device: str = "auto"
+    backend: str = "auto"
 
 
 def check_options(model: TrainedModel | UNet, options: PredictOptions) -> PredictOptions:
@@ -71,6 +72,7 @@ def check_options(model: TrainedModel | UNet, options: PredictOptions) -> Predic
     Returns ``options``.
     """
     from biounet.core.device import resolve_device
+    from biounet.inference.backend import BACKENDS
     from biounet.inference.postprocess import INSTANCE_KINDS
     from biounet.inference.predictor import choose_tile
 
@@ -87,4 +89,5 @@ def check_options(model: TrainedModel | UNet, options: PredictOptions) -> Predic
     if o.tile_shape is not None:
         choose_tile(model, (1,) * model.ndim, o.tile_shape)  # ValueError: nearest valid sizes
     resolve_device(o.device)  # ValueError: unknown, or not on this machine
+    look_up(o.backend, BACKENDS, "backend")
     return o
