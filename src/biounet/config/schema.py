@@ -132,8 +132,10 @@ class TrainConfig:
     amp : {"off", "bf16", "fp16"}
         Mixed precision on CUDA (ignored, with a warning, on a CPU).
     channels_last : bool
-    compile : bool
-        ``torch.compile`` the network.
+    compile : bool or "auto"
+        ``torch.compile`` the network: ``true`` from the start, ``false`` never, ``"auto"``
+        (the default) after a few eager iterations if the iterations still planned save more
+        time than the compile costs (:mod:`biounet.train.compiling`).
     compile_backend : str
         The ``torch.compile`` backend (``"inductor"``; ``"eager"`` only traces, for tests).
     """
@@ -161,7 +163,7 @@ class TrainConfig:
     deterministic: bool = False
     amp: str = "off"
     channels_last: bool = False
-    compile: bool = False
+    compile: bool | str = "auto"
     compile_backend: str = "inductor"
 
     def validate(self) -> TrainConfig:
@@ -226,6 +228,8 @@ class TrainConfig:
                 )
             if min(cw) < 0 or sum(cw) <= 0:
                 raise ValueError(f"loss.dice_class_weights must be >= 0 with a positive sum: {cw}")
+        if self.compile not in (True, False, "auto"):
+            raise ValueError(f"compile must be true, false or auto, got {self.compile!r}")
         if self.compile:
             import torch.compiler
 

@@ -31,6 +31,7 @@ from biounet.inference.trained import TrainedModel
 from biounet.reporting.runlog import MetricsLog
 from biounet.train.batchnorm import recalibrate, recalibrated, recalibration_batches
 from biounet.train.budget import TimeBudget
+from biounet.train.compiling import Compiler
 from biounet.train.distributed import barrier, sync_buffers
 from biounet.train.interrupt import interruptible
 from biounet.train.optim import (
@@ -139,7 +140,7 @@ def _train(cfg: TrainConfig, run: Run, progress: bool | None, t0: float) -> Trai
         )
     val_every = validation_interval(cfg)
     loader = _loader(cfg, run, in_tile, state.iteration)
-    net = _wrap(model, cfg, run)
+    compiler = Compiler(_wrap(model, run), cfg, ranks, device)
     metrics = (
         MetricsLog(run.folder / "metrics.jsonl", after=state.iteration) if ranks.main else None
     )
@@ -153,15 +154,15 @@ def _train(cfg: TrainConfig, run: Run, progress: bool | None, t0: float) -> Trai
     )
     bar = tqdm(total=state.planned, initial=state.iteration, unit="it", dynamic_ncols=True,
                disable=tqdm_disable(progress), desc="training")  # fmt: skip
-    net.train()
+    compiler.net.train()
     ready, first = time.monotonic(), state.iteration
     with interruptible() as stop:
         for batch in loader:
             if state.iteration >= state.planned:  # tiles prefetched before the plan shrank
                 break
             state.data_time += time.monotonic() - ready  # waiting for tiles (loading, augmenting)
-            loss = train_step(net, batch, opt, scaler, precision, cfg.loss, cfg.optim,
-                              state.iteration)  # fmt: skip
+            loss = compiler.step(train_step, batch, opt, scaler, precision, cfg.loss, cfg.optim,
+                                 state.iteration)  # fmt: skip
             state.iteration += 1
             if run.resumed is not None and ranks.main and state.iteration == first + 1:
                 save_config(cfg, run.folder / "config.yaml")  # the resumed run has started
@@ -169,8 +170,9 @@ def _train(cfg: TrainConfig, run: Run, progress: bool | None, t0: float) -> Trai
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             # the plan and the rate of the next iteration (by time, on a budget)
-            by_time = plan_next(cfg, state, ranks, device, opt, time.monotonic() - ready,
-                                time.monotonic())  # fmt: skip
+            took = time.monotonic() - ready
+            by_time = plan_next(cfg, state, ranks, device, opt, took, time.monotonic())
+            compiler.measured(took, state.planned - state.iteration)
             bar.total = state.planned
             if metrics and (state.iteration % cfg.log_every == 0 or
                             state.iteration == state.planned):  # fmt: skip
@@ -182,7 +184,7 @@ def _train(cfg: TrainConfig, run: Run, progress: bool | None, t0: float) -> Trai
                 began = time.monotonic()
                 with recalibrated(run.model, bn_tiles, **placement):
                     _validate(cfg, run, state, metrics, meta)
-                net.train()
+                compiler.net.train()
                 if state.budget is not None:
                     state.budget.validated(time.monotonic() - began)
             if due_val:
@@ -276,15 +278,12 @@ def _loader(
     )
 
 
-def _wrap(model: torch.nn.Module, cfg: TrainConfig, run: Run) -> torch.nn.Module:
-    """The network as trained: wrapped in DDP across ranks, compiled if configured."""
-    net = model
-    if run.ranks.world > 1:
-        local = [run.ranks.local] if run.device.type == "cuda" else None
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=local)
-    if cfg.compile:
-        net = torch.compile(net, backend=cfg.compile_backend)  # type: ignore[assignment]
-    return net
+def _wrap(model: torch.nn.Module, run: Run) -> torch.nn.Module:
+    """The network as trained: wrapped in DDP across ranks."""
+    if run.ranks.world == 1:
+        return model
+    local = [run.ranks.local] if run.device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=local)
 
 
 def _log_window(metrics: MetricsLog, state: TrainState, opt: torch.optim.Optimizer) -> None:
