@@ -57,10 +57,20 @@ class Policy:
     env: dict[str, str] = field(default_factory=dict)
     fewer_threads: bool = False  #: ``torch.set_num_threads(cores - 1)`` at start-up
     runtime: str | None = None  #: the OpenMP runtime it is meant for ("gnu", "intel"), if one
+    share: bool = False  #: biounet.core.runtime.share_cores() on (else BIOUNET_THREADS=off)
 
 
 POLICIES: dict[str, Policy] = {
-    "default": Policy("torch's defaults: a thread per core, the runtime's own wait policy"),
+    "default": Policy(
+        "torch's defaults: a thread per core, the runtime's own wait policy "
+        "(BIOUNET_THREADS=off: biounet leaves the count alone)",
+        {"BIOUNET_THREADS": "off"},
+    ),
+    "share": Policy(
+        "biounet's default: share_cores() every few seconds gives up the cores that other "
+        "processes use (predict calls it per tile batch; the training workload per step)",
+        share=True,
+    ),
     "passive": Policy(
         "OMP_WAIT_POLICY=PASSIVE: threads sleep at barriers instead of spinning",
         {"OMP_WAIT_POLICY": "PASSIVE"},
@@ -320,7 +330,13 @@ def worker_train(p: dict[str, Any]) -> dict[str, Any]:
     y = torch.randint(0, 2, (cfg["batch"], out, out))
     opt = torch.optim.SGD(net.parameters(), lr=cfg["lr"], momentum=0.9)
 
+    from biounet.core.runtime import share_cores
+
+    share = POLICIES[p["policy"]].share
+
     def step() -> None:
+        if share:
+            share_cores()  # what fit does every iteration
         loss = F.cross_entropy(net(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -347,6 +363,8 @@ def log(msg: str) -> None:
 def spawn(params: dict[str, Any], timeout: float) -> dict[str, Any]:
     """One measurement in a fresh interpreter, under its policy's environment."""
     env = {k: v for k, v in os.environ.items() if k not in _THREAD_ENV}
+    if not POLICIES[params["policy"]].share:
+        env["BIOUNET_THREADS"] = "off"
     env.update(POLICIES[params["policy"]].env)
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "result.json"
@@ -399,7 +417,7 @@ def plan(args: argparse.Namespace, runtime: str) -> dict[str, Any]:
     if args.policies:
         policies = list(args.policies)
     else:
-        policies = ["default", "passive", "cores-1", "passive+cores-1"]
+        policies = ["default", "share", "passive", "cores-1", "passive+cores-1"]
         if not quick:
             policies += {"gnu": ["spin10k"], "intel": ["blocktime0"]}.get(runtime, [])
     loads = args.loads if args.loads is not None else ([0, 1] if quick else [0, 1, 2])

@@ -27,11 +27,20 @@ The same settings can be made without code, before the process starts, with
 from __future__ import annotations
 
 import ctypes
+import logging
+import math
 import os
 import sys
 import threading
+import time
 
-__all__ = ["TRIM_THRESHOLD", "allocator_tuned", "auto_tune_allocator", "tune_allocator"]
+__all__ = [
+    "TRIM_THRESHOLD",
+    "allocator_tuned",
+    "auto_tune_allocator",
+    "share_cores",
+    "tune_allocator",
+]
 
 #: ``mallopt`` parameter numbers, from glibc's ``<malloc.h>``
 _M_TRIM_THRESHOLD = -1
@@ -42,6 +51,8 @@ TRIM_THRESHOLD = 2**31 - 1
 
 _lock = threading.Lock()
 _tuned = False
+
+log = logging.getLogger(__name__)
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -112,3 +123,89 @@ def auto_tune_allocator() -> bool:
     if os.environ.get("BIOUNET_TUNE_ALLOCATOR", "").strip().lower() in {"0", "false", "no", "off"}:
         return _tuned
     return tune_allocator()
+
+
+#: how often :func:`share_cores` looks at the machine again, s
+SHARE_EVERY = 2.0
+#: the share of a core another process must use to be given it
+SHARE_THRESHOLD = 0.25
+
+
+class _CoreShare:
+    """What :func:`share_cores` remembers: the last sample of the CPU counters, the threads."""
+
+    def __init__(self) -> None:
+        self.sample: tuple[float, int, int] | None = None  #: (wall s, all busy, own jiffies)
+        self.threads: int | None = None  #: torch's thread count when first seen (the most)
+        self.current: int | None = None  #: the count last seen or set here
+
+
+_share = _CoreShare()
+
+
+def _cpu_counters() -> tuple[float, int, int] | None:
+    """(wall s, busy jiffies of all CPUs, this process's jiffies), or None without /proc."""
+    try:
+        with open("/proc/stat") as f:
+            cpu = [int(v) for v in f.readline().split()[1:]]
+        with open("/proc/self/stat") as f:
+            own = f.read().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return None
+    busy = sum(cpu[:3]) + sum(cpu[5:8])  # user nice system, irq softirq steal
+    return time.monotonic(), busy, int(own[11]) + int(own[12])  # utime + stime
+
+
+def share_cores() -> int | None:
+    """Leave the cores other processes use to them: fewer torch threads while they run.
+
+    With one OpenMP thread per core, a process that takes one core slows biounet's forward
+    and training steps 2-17x (the threads spin at every barrier, waiting for the one the
+    scheduler put aside; ``benchmarks/threads.py``). Called regularly by ``predict`` and
+    ``fit`` on a CPU: every :data:`SHARE_EVERY` s it measures the CPU time of the other
+    processes since the last look (``/proc/stat`` less this process's own) and sets torch's
+    thread count to the cores they leave free, at least 1 and at most the count torch
+    started with. A core counts as taken when others use :data:`SHARE_THRESHOLD` of it.
+
+    Nothing is changed where the count was chosen: ``OMP_NUM_THREADS`` or
+    ``BIOUNET_THREADS`` set (a number fixes the count, ``0``/``off`` keeps torch's), or
+    ``torch.set_num_threads`` called since biounet first looked, or deterministic algorithms
+    switched on (``deterministic: true``). Without ``/proc`` (not Linux) nothing is done.
+
+    Returns
+    -------
+    int or None
+        The thread count set, or None where nothing was decided this time.
+    """
+    import torch
+
+    fixed = os.environ.get("BIOUNET_THREADS", "auto").strip().lower()
+    if torch.are_deterministic_algorithms_enabled():
+        return None  # a deterministic run keeps its thread count (and its sums' order)
+    if "OMP_NUM_THREADS" in os.environ or fixed not in ("", "auto"):
+        if fixed.isdigit() and int(fixed) > 0 and torch.get_num_threads() != int(fixed):
+            torch.set_num_threads(int(fixed))
+        return None
+    with _lock:
+        if _share.threads is None:
+            _share.threads = _share.current = torch.get_num_threads()
+        if torch.get_num_threads() != _share.current:  # set by someone else since: theirs
+            return None
+        last = _share.sample
+        if last is not None and time.monotonic() - last[0] < SHARE_EVERY:
+            return None
+        now = _cpu_counters()
+        if now is None:
+            return None
+        _share.sample = now
+        if last is None:
+            return None
+        hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        others = ((now[1] - last[1]) - (now[2] - last[2])) / hz / (now[0] - last[0])
+        taken = max(0, math.ceil(others - SHARE_THRESHOLD))
+        want = max(1, _share.threads - taken)
+        if want != torch.get_num_threads():
+            log.info("other processes use %.1f core(s): %d thread(s)", others, want)
+            torch.set_num_threads(want)
+        _share.current = want
+        return want

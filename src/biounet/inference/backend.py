@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import torch
 
+from biounet.core.runtime import share_cores
+
 __all__ = ["BACKENDS", "TOLERANCE", "TileRunner"]
 
 log = logging.getLogger(__name__)
@@ -114,6 +116,8 @@ class TileRunner:
         """Probabilities ``(B, K, *out_tile)`` float32 for input tiles ``x`` ``(B, C, *tile)``."""
         n = x.shape[0]
         self.done += n
+        if self.device.type == "cpu":
+            share_cores()  # fewer threads while other processes take cores
         if self.chosen == "eager":
             return self.forward(x)
         shape = tuple(x.shape[1:])

@@ -25,6 +25,7 @@ import torch
 from biounet.checkpoint import instance_entry_for, rng_state, save_checkpoint, set_rng_state
 from biounet.config import OptimConfig, TrainConfig, save_config, to_dict
 from biounet.core.checks import tqdm_disable
+from biounet.core.runtime import share_cores
 from biounet.data.layouts import Sample
 from biounet.data.tiles import TileDataset
 from biounet.inference.trained import TrainedModel
@@ -171,6 +172,8 @@ def _train(cfg: TrainConfig, run: Run, progress: bool | None, t0: float) -> Trai
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             # the plan and the rate of the next iteration (by time, on a budget)
             took = time.monotonic() - ready
+            if device.type == "cpu":
+                share_cores()  # fewer threads while other processes take cores
             by_time = plan_next(cfg, state, ranks, device, opt, took, time.monotonic())
             compiler.measured(took, state.planned - state.iteration)
             bar.total = state.planned
