@@ -60,7 +60,9 @@ def test_auto_compiles_only_when_it_pays(_fresh, monkeypatch, caplog) -> None:
     assert not _fresh and "backend auto: eager (9 tiles" in caplog.text
     monkeypatch.setitem(backend.EXPECTED_COMPILE_S, "cpu", 0.0)  # compiling costs nothing
     result = biounet.predict(net, IMAGE, tile_shape=92, backend="auto")
-    assert _fresh and "backend auto: compile" in caplog.text and "compiled the network" in caplog.text
+    assert (
+        _fresh and "backend auto: compile" in caplog.text and "compiled the network" in caplog.text
+    )
     np.testing.assert_allclose(result, biounet.predict(net, IMAGE, tile_shape=92), atol=1e-6)
 
 
