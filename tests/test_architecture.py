@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "biounet.data.augment": 1,
     "biounet.data.weightmap.*": 1,
     "biounet.inference.tiling.*": 1,
+    "biounet.inference.tiling.shards": 1,
     "biounet.inference.postprocess.*": 1,
     "biounet.train.losses": 1,
     # 2: data sets and views, whole-image prediction, what a run writes for people

@@ -23,14 +23,17 @@ import logging
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from biounet.core.runtime import share_cores
+from biounet.inference.tiling.plans import TileLayout
+from biounet.inference.tiling.transforms import Transform, identity
+from biounet.model.unet import UNet
 
-__all__ = ["BACKENDS", "TOLERANCE", "TileRunner"]
+__all__ = ["BACKENDS", "TOLERANCE", "TileRunner", "tile_count"]
 
 log = logging.getLogger(__name__)
 
@@ -200,3 +203,28 @@ def _padded(fn: Tiles, x: torch.Tensor, batch: int) -> torch.Tensor:
     if n == batch:
         return fn(x)
     return fn(torch.cat([x, x.new_zeros((batch - n, *x.shape[1:]))]))[:n]
+
+
+def tile_count(
+    net: UNet,
+    spatial: Sequence[int],
+    tile: Sequence[int],
+    stride: Sequence[int],
+    overlap: float,
+    transforms: Sequence[Transform] | None,
+) -> tuple[int, int]:
+    """The tiles a prediction computes (transforms included) and their distinct shapes."""
+    layout = TileLayout.checked(
+        len(tile),
+        tile,
+        net.margin,
+        "crop" if net.config.padding == "valid" else "blend",
+        stride,
+        overlap,
+        net.geometry.alignment,
+    )
+    count, shapes = 0, set()
+    for g in transforms or [identity(len(tile))]:
+        count += len(layout.jobs(g, spatial))
+        shapes.add(g.shape(tile))
+    return count, len(shapes)

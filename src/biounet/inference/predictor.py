@@ -17,10 +17,16 @@ from biounet.data.layouts.channels import COLOUR_CHANNELS, as_grey
 from biounet.data.normalize import Normalizer
 from biounet.data.resample import resample, scaled_shape
 from biounet.data.views import ChannelsFirst, Normalized, Resampled
-from biounet.inference.backend import TileRunner
-from biounet.inference.tiling import as_image_array, check_out, dihedral_transforms, tile_apply
-from biounet.inference.tiling.plans import TileLayout
-from biounet.inference.tiling.transforms import Transform, identity
+from biounet.inference.backend import TileRunner, tile_count
+from biounet.inference.tiling import (
+    Shard,
+    as_image_array,
+    check_out,
+    chunk_aligned_stride,
+    dihedral_transforms,
+    spatial_chunks,
+    tile_apply,
+)
 from biounet.inference.trained import TrainedModel
 from biounet.model.unet import UNet
 
@@ -162,7 +168,13 @@ def predict(
     out : array-like, shape ``(num_classes, *S)``, floating dtype, optional
         Write into this array (e.g. a Zarr array on disk) instead of returning a new one, so
         neither the image nor the probabilities need to fit in memory. Its dtype and shape
-        are checked before anything is computed or written.
+        are checked before anything is computed or written. A chunked ``out`` (Zarr) gets
+        tiles whose outputs fall on its chunks. Under ``torchrun`` (an initialised process
+        group) the ranks share the work: each computes the tiles of its own chunks of
+        ``out`` and writes only those (:class:`~biounet.inference.tiling.shards.Shard`), so
+        every rank must call ``predict`` with the same image and ``out``; the result is
+        bit-identical to one process's (same backend, same thread count; ``"auto"`` runs
+        eagerly there).
     overlap : float
         Same-padded networks only: overlap of the blended tiles, as a fraction of the tile.
     channels_last : bool, optional
@@ -241,6 +253,11 @@ def predict(
     if factor != 1.0:  # the network sees the image on its training grid
         image = Resampled(image, scaled_shape(spatial, factor))
     tile, stride = choose_tile(net, tuple(image.shape[1:]), tile_shape)
+    shard = None if out is None else Shard.from_env(out)  # ranks share the chunks of out
+    if out is not None and factor == 1.0:  # tiles on the chunks of out
+        tile, stride = _chunk_tiles(net, out, tile, stride, tile_shape is None)
+    if shard is not None and backend == "auto":
+        backend = "eager"  # every rank computes alike, as one process would
     if not 0.0 <= overlap < 1.0:
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
     if normalize and normalizer is not None:
@@ -251,7 +268,8 @@ def predict(
         auto_tune_allocator()
     transforms = dihedral_transforms(net.ndim) if tta else None
     with _evaluating(net, dev, channels_last) as fn, torch.inference_mode():
-        tiles, shapes = _tile_count(net, image.shape[1:], tile, stride, overlap, transforms)
+        tiles, shapes = tile_count(net, image.shape[1:], tile, stride, overlap, transforms)
+        tiles = tiles if shard is None else -(-tiles // shard.world)
         runner = TileRunner(net, fn, backend, tiles, shapes, dev, batch_size)
         probs = tile_apply(
             runner,
@@ -268,33 +286,24 @@ def predict(
             batch_size=batch_size,
             device=dev,
             progress=progress,
+            shard=shard if factor == 1.0 else None,
         )
-    return probs if factor == 1.0 else _back_to_grid(probs, spatial, out)
+    return probs if factor == 1.0 else _back_to_grid(probs, spatial, out, shard)
 
 
-def _tile_count(
-    net: UNet,
-    spatial: Sequence[int],
-    tile: Sequence[int],
-    stride: Sequence[int],
-    overlap: float,
-    transforms: Sequence[Transform] | None,
-) -> tuple[int, int]:
-    """The tiles a prediction computes (transforms included) and their distinct shapes."""
-    layout = TileLayout.checked(
-        len(tile),
-        tile,
-        net.margin,
-        "crop" if net.config.padding == "valid" else "blend",
-        stride,
-        overlap,
-        net.geometry.alignment,
-    )
-    count, shapes = 0, set()
-    for g in transforms or [identity(len(tile))]:
-        count += len(layout.jobs(g, spatial))
-        shapes.add(g.shape(tile))
-    return count, len(shapes)
+def _chunk_tiles(
+    net: UNet, out: Any, tile: tuple[int, ...], stride: tuple[int, ...], fitted: bool
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Fitted tiles of a valid network whose outputs fall on ``out``'s chunks (none straddle).
+
+    Then no two ranks compute one tile, and one process computes the same tiles as several.
+    """
+    chunks = spatial_chunks(out)
+    if chunks is None or not fitted or net.config.padding != "valid":
+        return tile, stride
+    g = net.geometry
+    stride = chunk_aligned_stride(stride, chunks, g.alignment)
+    return tuple(g.input_size_for_output(s) for s in stride), stride
 
 
 def _scale(model: UNet | TrainedModel, scale: float | None) -> float:
@@ -308,12 +317,18 @@ def _scale(model: UNet | TrainedModel, scale: float | None) -> float:
     return float(scale)
 
 
-def _back_to_grid(probs: np.ndarray, spatial: tuple[int, ...], out: Any) -> Any:
+def _back_to_grid(
+    probs: np.ndarray, spatial: tuple[int, ...], out: Any, shard: Shard | None = None
+) -> Any:
     """Probabilities ``(K, *S')`` resampled to the image's grid ``S``, into ``out`` if given.
 
     Written in slabs of the first spatial axis (about 4 M values each), so that only the
-    result grows with the image.
+    result grows with the image; with a ``shard``, only this rank's part of ``out``.
     """
+    if shard is not None:
+        for box in shard.boxes(spatial):
+            out[(slice(None),) + tuple(box)] = resample(probs, spatial, tuple(box))
+        return out
     result = out if out is not None else np.empty((probs.shape[0], *spatial), np.float32)
     per_row = max(1, probs.shape[0] * math.prod(spatial[1:]))
     rows = max(1, (1 << 22) // per_row)

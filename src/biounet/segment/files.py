@@ -2,7 +2,9 @@
 
 Inputs are files, folders (their images), glob patterns, multi-page stacks and Zarr arrays
 (:mod:`biounet.segment.inputs`); the outputs of each are named after its stem
-(:mod:`biounet.segment.outputs`). Before anything is read or written, every output path is
+(:mod:`biounet.segment.outputs`). Under ``torchrun`` the processes share the files, and each
+Zarr input is predicted by all of them together (:mod:`biounet.segment.together`). Before
+anything is read or written, every output path is
 known and checked (:func:`plan_outputs`): none may replace an input, two inputs may not share
 an output (``a.png`` and ``a.tif``, or one name in two folders), and the output folder may not
 be a folder of inputs. Inputs whose outputs all exist are skipped unless ``overwrite=True``, so
@@ -14,7 +16,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +35,7 @@ from biounet.model.unet import UNet
 from biounet.segment.inputs import expand_inputs, shard_of
 from biounet.segment.options import PredictOptions, check_options
 from biounet.segment.outputs import output_paths, outputs_exist, write_outputs
+from biounet.segment.together import Group, shared_store, torchrun_group
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +67,11 @@ def predict_files(
         :func:`~biounet.segment.options.check_options` first.
     shard : (int, int), optional
         ``(i, n)``: only the files of process ``i`` of ``n`` (see
-        :func:`~biounet.segment.inputs.shard_of`).
+        :func:`~biounet.segment.inputs.shard_of`). Without it, under ``torchrun`` (several
+        processes): each process segments its share of the files, and every Zarr input is
+        segmented by all processes together, each writing its own chunks of the
+        probabilities (:mod:`biounet.segment.together`); rank 0 writes that input's other
+        outputs and returns it. Every process returns once all outputs are written.
     progress : bool, optional
         Progress bars over the files and over each image's tiles; None: shown when writing
         to a terminal (tqdm decides), False: never.
@@ -78,35 +87,56 @@ def predict_files(
     o = check_options(model, options or PredictOptions())
     every = expand_inputs(inputs)
     plan = plan_outputs(every, Path(out), o, model.ndim)  # all shards' files: no collisions
-    files = shard_of(every, shard)
     alone = shard is None and int(os.environ.get("WORLD_SIZE", 1)) == 1
+    zarrs = [p for p in every if p.suffix.lower() == ".zarr"] if shard is None else []
     written = []
     skipped = 0
     # other processes may share the folder: only a lone process removes it again on an error
-    with output_folder(out, remove_if_failed=alone) as out_dir:
+    with (
+        output_folder(out, remove_if_failed=alone) as out_dir,
+        torchrun_group(not alone and bool(zarrs)) as group,
+    ):
         # left by a killed run; another process may be writing its own now: spare recent ones
         clean_stale_parts(out_dir, min_age=0.0 if alone else 3600.0)
+        together = zarrs if group is not None else []
+        files = shard_of([p for p in every if p not in together], shard)
+        mine = len(files) + (len(together) if group is None or group.main else 0)
+        if group is not None:
+            for path in together:
+                with _named(path):
+                    made = _segment_together(group, model, path, plan[path], o, out_dir, progress)
+                skipped += made is None and group.main
+                written += [made] if made else []
         for path in tqdm(files, unit="file", desc="images", disable=tqdm_disable(progress)):
             targets = plan[path]
             if not o.overwrite and outputs_exist(targets, o):
                 skipped += 1
                 continue
-            try:
+            with _named(path):
                 written.append(_segment_file(model, path, targets, o, progress))
-            except (ValueError, InputTypeError) as e:  # named after the file, same kind
-                if str(path) in str(e):
-                    raise
-                kind = InputTypeError if isinstance(e, InputTypeError) else ValueError
-                raise kind(f"{path}: {e}") from e
+        if group is not None:
+            group.barrier()  # every output written when any process returns
     if skipped:
         log.warning(
             "%d of %d image(s) skipped: all their outputs exist in %s (from an earlier run; "
             "overwrite=True, predict --overwrite, redoes them)",
             skipped,
-            len(files),
+            mine,
             out,
         )
     return written
+
+
+@contextmanager
+def _named(path: Path) -> Iterator[None]:
+    """Errors of the block about the input ``path``, named after it (of the same kind)."""
+    try:
+        yield
+    except (ValueError, InputTypeError) as e:
+        if str(path) in str(e):
+            raise
+        kind = InputTypeError if isinstance(e, InputTypeError) else ValueError
+        raise kind(f"{path}: {e}") from e
 
 
 def plan_outputs(
@@ -179,6 +209,59 @@ def _segment_file(
         pages = [np.asarray(_open_zarr(targets["probs"]))]
     else:
         pages = _predict_pages(model, inp, path, o, progress)
+    return _write_rest(model, inp, path, targets, pages, o)
+
+
+def _segment_together(
+    group: Group,
+    model: TrainedModel | UNet,
+    path: Path,
+    targets: dict[str, Path],
+    o: PredictOptions,
+    out_dir: Path,
+    progress: bool | None,
+) -> dict[str, Path] | None:
+    """Segment the Zarr input ``path`` with every process of ``group`` (each its own chunks).
+
+    The probabilities go into ``targets["probs"]``, or, when only masks or labels are asked
+    for, into a temporary store in ``out_dir`` that rank 0 removes after writing them.
+    Returns what rank 0 wrote (``{}`` on the other ranks), None when the outputs exist.
+    """
+    if group.broadcast(group.main and not o.overwrite and outputs_exist(targets, o)):
+        return None
+    inp = _read_input(path, model)
+    targets = _mask_in_geometry(inp, path, targets, o)
+    image = to_channels_first(inp.file, inp.ndim, name=str(path))
+    shape = (model.config.num_classes, *image.shape[1:])
+    target = targets.get("probs", out_dir / f".{path.stem}_probs.{os.getpid()}.part")
+    progress = progress if group.main else False  # one bar, rank 0's share
+    try:
+        with shared_store(
+            group, target, lambda tmp: _create_probs(tmp, shape), f"predicting {path}"
+        ) as store:
+            _predict_into(model, image, _open_zarr(store, "r+"), o, progress)
+        if not group.main:
+            return {}
+        if len(targets) == 1 and "probs" in targets:
+            return targets
+        return _write_rest(model, inp, path, targets, [np.asarray(_open_zarr(target))], o)
+    finally:
+        if group.main and "probs" not in targets:
+            shutil.rmtree(target, ignore_errors=True)
+
+
+def _write_rest(
+    model: TrainedModel | UNet,
+    inp: _Input,
+    path: Path,
+    targets: dict[str, Path],
+    pages: list[np.ndarray],
+    o: PredictOptions,
+) -> dict[str, Path]:
+    """Write the outputs of ``targets`` from the probabilities ``pages``; returns those written.
+
+    A ``.zarr`` ``"probs"`` target is left alone (predicted into directly).
+    """
     image = _overlay_image(inp) if "overlay" in targets and inp.ndim == 2 else None
     rule = model.instance_rule if isinstance(model, TrainedModel) else None
     made = write_outputs(pages, targets, o, image=image, stack=inp.stack, source=path, rule=rule)
@@ -209,6 +292,7 @@ def _predict_kwargs(o: PredictOptions, progress: bool | None) -> dict[str, Any]:
         tta=o.tta,
         device=o.device,
         progress=progress,
+        backend=o.backend,
     )
 
 
@@ -235,29 +319,45 @@ def _predict_into_zarr(
     progress: bool | None,
 ) -> None:
     """Predict a (lazy) input into the Zarr array ``dest_path``, tile by tile."""
-    import zarr
-
-    from biounet.inference.predictor import predict  # looked up per call: tests spy on it
-
-    nd = inp.ndim
-    image = to_channels_first(inp.file, nd, name=str(path))
+    image = to_channels_first(inp.file, inp.ndim, name=str(path))
     shape = (model.config.num_classes, *image.shape[1:])
     # written tile by tile into a temporary store, renamed when complete (Ctrl-C included:
     # no half-written store stays behind, and an old one is kept until then)
     with atomic_path(dest_path) as tmp:
-        tmp.unlink()
-        dest = zarr.open_array(
-            str(tmp), mode="w", shape=shape, dtype="f4", chunks=(shape[0],) + (512,) * nd
-        )
-        dest.attrs["axes"] = "CZYX" if nd == 3 else "CYX"
-        predict(model, image, out=dest, **_predict_kwargs(o, progress))
+        _predict_into(model, image, _create_probs(tmp, shape), o, progress)
 
 
-def _open_zarr(path: Path) -> Any:
-    """The Zarr array at ``path``, read-only."""
+def _create_probs(tmp: Path, shape: tuple[int, ...]) -> Any:
+    """A float32 Zarr array ``(K, *S)`` at ``tmp`` (replacing an empty file), 512 px chunks."""
     import zarr
 
-    return zarr.open_array(str(path), mode="r")
+    tmp.unlink(missing_ok=True)
+    nd = len(shape) - 1
+    dest = zarr.open_array(
+        str(tmp), mode="w", shape=shape, dtype="f4", chunks=(shape[0],) + (512,) * nd
+    )
+    dest.attrs["axes"] = "CZYX" if nd == 3 else "CYX"
+    return dest
+
+
+def _predict_into(
+    model: TrainedModel | UNet, image: Any, dest: Any, o: PredictOptions, progress: bool | None
+) -> None:
+    """Predict ``image`` ``(C, *S)`` into the array ``dest`` ``(K, *S)``, tile by tile.
+
+    Under ``torchrun`` (a process group) ``predict`` writes only this process's chunks of a
+    Zarr ``dest`` (:class:`~biounet.inference.tiling.shards.Shard`).
+    """
+    from biounet.inference.predictor import predict  # looked up per call: tests spy on it
+
+    predict(model, image, out=dest, **_predict_kwargs(o, progress))
+
+
+def _open_zarr(path: Path, mode: str = "r") -> Any:
+    """The Zarr array at ``path``, read-only (``mode="r"``) or to write into (``"r+"``)."""
+    import zarr
+
+    return zarr.open_array(str(path), mode=mode)
 
 
 def _overlay_image(inp: _Input) -> Any:

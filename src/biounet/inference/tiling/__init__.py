@@ -25,27 +25,36 @@ axes) to the whole image, tiles the transformed image exactly as it would tile a
 shape, maps the result back and averages: the averaged result is therefore exactly invariant
 under every transform of the group.
 
+One image across processes: under ``torchrun`` each process passes its :class:`Shard` (its
+share of the output array's chunks) and computes and writes only the tiles of its chunks; the
+result is bit-identical to a single-process run (:mod:`biounet.inference.tiling.shards`).
+
 The modules: ``plans`` (where the tiles go along each axis), ``transforms`` (the flips and
 transpositions), ``reading`` (input tiles mirrored at the borders), ``stitch`` (output tiles
-written back), ``checks`` (the image and output arrays) and ``apply`` (:func:`tile_apply`).
+written back), ``checks`` (the image and output arrays), ``shards`` (the chunks each process
+writes) and ``apply`` (:func:`tile_apply`).
 """
 
 from biounet.inference.tiling.apply import Predictor, tile_apply
 from biounet.inference.tiling.checks import as_image_array, check_out
 from biounet.inference.tiling.plans import AxisTile, plan_blend, plan_crop
 from biounet.inference.tiling.reading import mirror_indices, read_mirrored
+from biounet.inference.tiling.shards import Shard, chunk_aligned_stride, spatial_chunks
 from biounet.inference.tiling.transforms import Transform, dihedral_transforms
 
 __all__ = [
     "AxisTile",
     "Predictor",
+    "Shard",
     "Transform",
     "as_image_array",
     "check_out",
+    "chunk_aligned_stride",
     "dihedral_transforms",
     "mirror_indices",
     "plan_blend",
     "plan_crop",
     "read_mirrored",
+    "spatial_chunks",
     "tile_apply",
 ]

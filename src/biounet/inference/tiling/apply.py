@@ -14,13 +14,17 @@ from biounet.core.checks import check_positive_int, tqdm_disable
 from biounet.inference.tiling.checks import as_image_array, check_out
 from biounet.inference.tiling.plans import Job, TileLayout
 from biounet.inference.tiling.reading import read_batch
-from biounet.inference.tiling.stitch import check_output_finite, write_tile
+from biounet.inference.tiling.shards import Box, Shard
+from biounet.inference.tiling.stitch import check_output_finite, image_region, write_tile
 from biounet.inference.tiling.transforms import Transform, identity
 
 __all__ = ["Predictor", "tile_apply"]
 
 #: what ``tile_apply`` calls: input tiles ``(B, C, *in_tile)`` -> output tiles ``(B, K, *out_tile)``
 Predictor = Callable[[torch.Tensor], torch.Tensor]
+
+#: a batch of tiles to compute, with the boxes of each tile to write (None: its whole region)
+Work = tuple[list[Job], list[list[Box] | None]]
 
 
 def tile_apply(
@@ -39,6 +43,7 @@ def tile_apply(
     batch_size: int = 1,
     device: torch.device | str = "cpu",
     progress: bool | None = False,
+    shard: Shard | None = None,
 ) -> Any:
     """Apply ``fn`` tile by tile to ``image`` and assemble the result.
 
@@ -81,8 +86,18 @@ def tile_apply(
     device : torch.device or str
         Where the input tiles are sent.
     progress : bool or None
-        Progress bar over tiles: True shows it, False hides it, None lets tqdm decide (shown
-        when stderr is a terminal).
+        Progress bar over tiles (this process's): True shows it, False hides it, None lets
+        tqdm decide (shown when stderr is a terminal).
+    shard : Shard, optional
+        One process of several that tile this image into the same ``out`` (required), e.g.
+        ``Shard.from_env(out)`` under ``torchrun``: only the pixels of the shard's output
+        chunks are written (also the zeroing before blended tiles are summed), and only the
+        tiles that reach them are computed. Each such pixel gets the value of a
+        single-process run bit for bit: it sums the same tiles' outputs in the same order,
+        and the predictor sees the same batches (a batch is computed whole if any of its
+        tiles is needed, so kernels that depend on the batch's make-up cannot change a bit;
+        the price: the other tiles of such a batch are computed in vain, none with
+        ``batch_size=1``). See :mod:`biounet.inference.tiling.shards`.
 
     Returns
     -------
@@ -93,8 +108,8 @@ def tile_apply(
     ------
     ValueError
         For NaN or infinite image values or values beyond float32's range (naming the first
-        such pixel), for NaN or infinite outputs of ``fn`` (naming the image region), and for
-        inconsistent shapes.
+        such pixel), for NaN or infinite outputs of ``fn`` (naming the image region), for
+        inconsistent shapes, and for a ``shard`` without ``out``.
     biounet.core.checks.InputTypeError
         (A TypeError) For a non-integer ``tile_shape``, ``margin``, ``stride`` or
         ``batch_size``, a complex image and an ``out`` that is not an array.
@@ -118,23 +133,29 @@ def tile_apply(
         raise ValueError(f"the image is empty: spatial shape {spatial}")
     if out is not None:
         check_out(out, channels, spatial)
+    elif shard is not None:
+        raise ValueError(
+            "tile_apply: a shard writes its part into an array shared by all processes; pass "
+            "out= (e.g. a Zarr array on a shared disk)"
+        )
     transforms = list(transforms) if transforms else [identity(len(spatial))]
-    batches = _batches(layout, transforms, spatial, batch_size)
+    work = _work(_batches(layout, transforms, spatial, batch_size), spatial, shard)
     # several transforms, or overlapping blended tiles: each pixel is a sum of weighted parts
     accumulate = layout.mode == "blend" or len(transforms) > 1
     scale = 1.0 / len(transforms)
 
-    bar = _progress_bar(sum(len(b) for b in batches), progress)
+    bar = _progress_bar(sum(len(batch) for batch, _ in work), progress)
     try:
+        batches = [batch for batch, _ in work]
         with contextlib.closing(_read_ahead(image, batches, layout.in_tile)) as reads:
-            for i, (batch, x) in enumerate(reads):
+            for i, ((batch, x), (_, parts)) in enumerate(zip(reads, work)):
                 y = _run(fn, x, device, batch[0][0].shape(layout.out_tile))
                 channels = _channel_count(y, channels)
                 check_output_finite(y, x, batch, spatial)
                 if i == 0:  # K is known now
-                    out = _result_array(out, channels, spatial, zero=accumulate)
-                for (g, tiles), yi in zip(batch, y):
-                    write_tile(out, yi, g, tiles, spatial, accumulate, scale)
+                    out = _result_array(out, channels, spatial, accumulate, shard)
+                for (g, tiles), yi, part in zip(batch, y, parts):
+                    write_tile(out, yi, g, tiles, spatial, accumulate, scale, part)
                 bar.update(len(batch))
     finally:
         bar.close()
@@ -155,10 +176,31 @@ def _batches(
     return batches
 
 
+def _work(batches: list[list[Job]], spatial: tuple[int, ...], shard: Shard | None) -> list[Work]:
+    """The batches this process computes, each with the boxes of each tile it writes.
+
+    Without a shard: every batch, every tile whole. With one: the batches holding a tile that
+    meets the shard's chunks, kept whole (the predictor sees the batches of a single-process
+    run); a tile of another shard in such a batch gets no boxes.
+    """
+    if shard is None:
+        return [(batch, [None] * len(batch)) for batch in batches]
+    work: list[Work] = []
+    for batch in batches:
+        parts: list[list[Box] | None] = [
+            shard.owned_parts(image_region(g, tiles, spatial), spatial) for g, tiles in batch
+        ]
+        if any(parts):
+            work.append((batch, parts))
+    return work
+
+
 def _read_ahead(
     image: Any, batches: Sequence[Sequence[Job]], in_tile: Sequence[int]
 ) -> Generator[tuple[Sequence[Job], np.ndarray]]:
     """Each batch with its input tiles ``(B, C, *tile)``; the next one is read while fn runs."""
+    if not batches:  # a shard that owns no chunk of a small image
+        return
     with ThreadPoolExecutor(max_workers=1) as reader:
         future = reader.submit(read_batch, image, batches[0], in_tile)
         for i, batch in enumerate(batches):
@@ -200,13 +242,20 @@ def _channel_count(y: np.ndarray, channels: int | None) -> int:
     return channels
 
 
-def _result_array(out: Any, channels: int, spatial: tuple[int, ...], zero: bool) -> Any:
-    """The ``(K, *S)`` array the tiles go into: ``out`` checked (zeroed to sum into), or new."""
+def _result_array(
+    out: Any, channels: int, spatial: tuple[int, ...], zero: bool, shard: Shard | None
+) -> Any:
+    """The ``(K, *S)`` array the tiles go into: ``out`` checked (zeroed to sum into), or new.
+
+    With a ``shard``, only its own chunks of ``out`` are zeroed.
+    """
     if out is None:
         return np.zeros((channels, *spatial), dtype=np.float32)
     check_out(out, channels, spatial)
     if zero:
-        out[...] = 0
+        boxes = [(...,)] if shard is None else [(slice(None), *b) for b in shard.boxes(spatial)]
+        for box in boxes:
+            out[box] = 0
     return out
 
 

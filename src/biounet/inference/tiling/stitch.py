@@ -38,12 +38,16 @@ def write_tile(
     spatial: Sequence[int],
     accumulate: bool,
     scale: float,
+    parts: Sequence[Sequence[slice]] | None = None,
 ) -> None:
     """Write the kept part of one output tile ``y (K, *out_tile)`` of ``g(image)`` into ``out``.
 
     ``out`` is the ``(K, *spatial)`` result. The kept part is weighted by the tiles' blending
     windows (if any) and by ``scale`` (``1 / number of transforms``), mapped back to the
-    image's orientation, and added to ``out`` (``accumulate``) or written over it.
+    image's orientation, and added to ``out`` (``accumulate``) or written over it. ``parts``
+    (boxes of image pixels, one slice per spatial axis, inside the tile's region): write only
+    these (:meth:`~biounet.inference.tiling.shards.Shard.owned_parts`); each pixel gets the
+    same value as when the whole region is written.
     """
     crop = [slice(None)]
     weight: np.ndarray | None = None
@@ -59,11 +63,24 @@ def write_tile(
     if scale != 1.0:
         y = y * np.float32(scale)
     y = g.invert(y)
-    region = (slice(None), *image_region(g, tiles, spatial))
+    region = image_region(g, tiles, spatial)
+    if parts is None:
+        _put(out, (slice(None), *region), y, accumulate)
+        return
+    for part in parts:
+        local = (
+            slice(None),
+            *(slice(p.start - r.start, p.stop - r.start) for p, r in zip(part, region)),
+        )
+        _put(out, (slice(None), *part), y[local], accumulate)
+
+
+def _put(out: Any, index: tuple[slice, ...], y: np.ndarray, accumulate: bool) -> None:
+    """``out[index] = y``, or ``+= y`` (read, add, write: ``out`` may be a Zarr array)."""
     if accumulate:
-        out[region] = np.asarray(out[region]) + y
+        out[index] = np.asarray(out[index]) + y
     else:
-        out[region] = y
+        out[index] = y
 
 
 def check_output_finite(
