@@ -11,8 +11,8 @@ both runs use the same cores::
     python benchmarks/ranks.py --size 4096
     python benchmarks/ranks.py --size 1024 --ranks 1 2      # smoke test, about a minute
 
-``--api predict`` goes through ``biounet.predict(..., out=)`` instead of the tiler (the shard
-passed in by this script until ``predict`` takes it from the process group itself).
+``--api predict`` goes through ``biounet.predict(..., out=)`` instead of the tiler
+(``predict`` takes the shard from the process group itself).
 
 Planned (no network runs): ``--plan`` writes the arithmetic for a 100,000 x 100,000 slide on 8
 GPUs, for the ``narrow`` and the paper's (``ronneberger2015``) network at their default tiles

@@ -67,3 +67,28 @@ def test_a_compiled_network_that_fails_trains_eagerly(tmp_path, monkeypatch, cap
         caplog.text
     )
     assert load_checkpoint(result.run / "last.pt")["iteration"] == 12
+
+
+def test_auto_goes_back_to_eager_when_compiled_steps_are_not_faster(tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, "biounet.train.compiling")
+    cfg = build_config("cpu", overrides=[TINY])
+    real = torch.compile
+    monkeypatch.setattr(
+        compiling.torch, "compile", lambda net, backend=None: real(net, backend="eager")
+    )
+    monkeypatch.setattr(compiling, "worth_compiling", lambda *a: True)
+    net = torch.nn.Linear(2, 2)
+    c = compiling.Compiler(net, cfg, Ranks(), CPU)
+    for _ in range(compiling.MEASURED):
+        c.measured(0.30, 1000)
+    assert c.net is not net  # compiled
+    for s in [5.0] + [0.31] * compiling.MEASURED:  # the compile, then no faster
+        c.measured(s, 900)
+    assert (
+        c.net is net
+        and "compiled 0.310 s against eager 0.300 s per iteration: back to eager" in caplog.text
+    )
+    c = compiling.Compiler(net, cfg, Ranks(), CPU)
+    for s in [0.3] * compiling.MEASURED + [5.0] + [0.2] * compiling.MEASURED:
+        c.measured(s, 900)
+    assert c.net is not net and "keeping it" in caplog.text
