@@ -55,7 +55,7 @@ def test_compiled_equals_eager_and_pads_the_last_batch(_fresh) -> None:
 
 def test_auto_compiles_only_when_it_pays(_fresh, monkeypatch, caplog) -> None:
     net = _net()
-    caplog.set_level(logging.INFO, "biounet.inference.backend")
+    caplog.set_level(logging.DEBUG, "biounet.inference.backend")
     biounet.predict(net, IMAGE, tile_shape=92, backend="auto")
     assert not _fresh and "backend auto: eager (9 tiles" in caplog.text
     monkeypatch.setitem(backend.EXPECTED_COMPILE_S, "cpu", 0.0)  # compiling costs nothing

@@ -148,7 +148,9 @@ class TileRunner:
         cost = _measured.get(kind, EXPECTED_COMPILE_S.get(kind, float("inf"))) * self.shapes
         saved = (self.tiles - self.done) * tile_s * (1.0 - 1.0 / speedup)
         choice = "compile" if saved > cost else "eager"
-        log.info(
+        # compiling is news; eager for a small image (every validation image) is not
+        log.log(
+            logging.INFO if choice == "compile" else logging.DEBUG,
             "backend auto: %s (%d tiles at %.3f s each; compiling would save ~%.0f s and cost "
             "~%.0f s)", choice, self.tiles, tile_s, saved, cost,
         )  # fmt: skip
