@@ -215,3 +215,41 @@ def test_make_dataset_is_seeded_per_item():
 def test_bad_input_is_explained(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_nuclei_are_sparse_and_flattened_along_the_coarse_axis() -> None:
+    from scipy import ndimage as ndi
+
+    from biounet.data.synthetic import make_nuclei
+
+    image, labels = make_nuclei((40, 96, 96), spacing=(2.2, 1.0, 1.0), coverage=0.03, seed=3)
+    assert image.shape == labels.shape == (40, 96, 96)
+    assert image.dtype == np.float32 and labels.dtype == np.int32
+    assert 0.0 <= image.min() and image.max() <= 1.0
+    assert 0.015 < (labels > 0).mean() < 0.05  # about the coverage asked for
+    n = int(labels.max())
+    assert n > 10 and set(np.unique(labels)) == set(range(n + 1))
+    for i, box in enumerate(ndi.find_objects(labels), start=1):  # one component each
+        assert ndi.label(labels[box] == i)[1] == 1
+    extents = np.array([[s.stop - s.start for s in box] for box in ndi.find_objects(labels)])
+    ratio = extents[:, 1:].mean() / extents[:, 0].mean()
+    assert 1.7 < ratio < 2.6  # round in space: 2.2x fewer voxels along z
+    assert image[labels > 0].mean() > 3 * image[labels == 0].mean()
+    again = make_nuclei((40, 96, 96), spacing=(2.2, 1.0, 1.0), coverage=0.03, seed=3)
+    assert np.array_equal(again[0], image) and np.array_equal(again[1], labels)
+    iso = make_nuclei((40, 96, 96), spacing=(1, 1, 1), seed=3)[1]
+    iso_extents = np.array([[s.stop - s.start for s in box] for box in ndi.find_objects(iso)])
+    assert 0.8 < iso_extents[:, 1:].mean() / iso_extents[:, 0].mean() < 1.25
+
+
+def test_nuclei_settings_are_checked() -> None:
+    from biounet.data.synthetic import make_nuclei
+
+    with pytest.raises(ValueError, match=r"spacing must be 3 positive numbers.*\(2.2, 1, 1\)"):
+        make_nuclei((16, 32, 32), spacing=(2.2, 1.0))
+    with pytest.raises(ValueError, match="spacing must be 3 positive numbers"):
+        make_nuclei((16, 32, 32), spacing=(0, 1, 1))
+    with pytest.raises(ValueError, match="coverage must be in"):
+        make_nuclei((16, 32, 32), coverage=0.9)
+    image, labels = make_nuclei((48, 48), spacing=(1, 1), seed=0)  # 2D works too
+    assert image.shape == labels.shape == (48, 48)
