@@ -23,17 +23,14 @@ import logging
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import torch
 
 from biounet.core.runtime import share_cores
-from biounet.inference.tiling.plans import TileLayout
-from biounet.inference.tiling.transforms import Transform, identity
-from biounet.model.unet import UNet
 
-__all__ = ["BACKENDS", "TOLERANCE", "TileRunner", "tile_count"]
+__all__ = ["BACKENDS", "TOLERANCE", "TileRunner"]
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +85,6 @@ class TileRunner:
         ``(B, K, *out_tile)`` float32 (the network's forward and a softmax).
     backend : {"auto", "eager", "compile"}
         How to run it; see the module docstring.
-    tiles : int
-        The number of tiles this call computes (test-time transforms included).
-    shapes : int
-        The number of different input tile shapes (2 when transposed tiles differ).
     device : torch.device
     batch_size : int
         Tiles per call; a smaller last batch is padded to it, so one compiled graph serves.
@@ -102,18 +95,25 @@ class TileRunner:
         net: torch.nn.Module,
         forward: Tiles,
         backend: str,
-        tiles: int,
-        shapes: int,
         device: torch.device,
         batch_size: int,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.net, self.forward, self.backend = net, forward, backend
-        self.tiles, self.shapes, self.device, self.batch = tiles, shapes, device, batch_size
+        self.device, self.batch = device, batch_size
+        self.tiles, self.shapes = 0, 1  #: the work, as the tiler plans it (:meth:`plan`)
         self.done = 0
         self.compiled: dict[tuple[int, ...], Tiles | None] = {}
         self.chosen = "eager" if backend == "eager" else None
+
+    def plan(self, tiles: int, shapes: int) -> None:
+        """The work, told by the tiler before the first tile.
+
+        ``tiles`` to compute (this process's, test-time transforms included), in ``shapes``
+        different input tile shapes.
+        """
+        self.tiles, self.shapes = tiles, shapes
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Probabilities ``(B, K, *out_tile)`` float32 for input tiles ``x`` ``(B, C, *tile)``."""
@@ -205,28 +205,3 @@ def _padded(fn: Tiles, x: torch.Tensor, batch: int) -> torch.Tensor:
     if n == batch:
         return fn(x)
     return fn(torch.cat([x, x.new_zeros((batch - n, *x.shape[1:]))]))[:n]
-
-
-def tile_count(
-    net: UNet,
-    spatial: Sequence[int],
-    tile: Sequence[int],
-    stride: Sequence[int],
-    overlap: float,
-    transforms: Sequence[Transform] | None,
-) -> tuple[int, int]:
-    """The tiles a prediction computes (transforms included) and their distinct shapes."""
-    layout = TileLayout.checked(
-        len(tile),
-        tile,
-        net.margin,
-        "crop" if net.config.padding == "valid" else "blend",
-        stride,
-        overlap,
-        net.geometry.alignment,
-    )
-    count, shapes = 0, set()
-    for g in transforms or [identity(len(tile))]:
-        count += len(layout.jobs(g, spatial))
-        shapes.add(g.shape(tile))
-    return count, len(shapes)

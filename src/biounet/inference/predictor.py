@@ -17,7 +17,7 @@ from biounet.data.layouts.channels import COLOUR_CHANNELS, as_grey
 from biounet.data.normalize import Normalizer
 from biounet.data.resample import resample, scaled_shape
 from biounet.data.views import ChannelsFirst, Normalized, Resampled
-from biounet.inference.backend import TileRunner, tile_count
+from biounet.inference.backend import TileRunner
 from biounet.inference.tiling import (
     Shard,
     as_image_array,
@@ -268,9 +268,7 @@ def predict(
         auto_tune_allocator()
     transforms = dihedral_transforms(net.ndim) if tta else None
     with _evaluating(net, dev, channels_last) as fn, torch.inference_mode():
-        tiles, shapes = tile_count(net, image.shape[1:], tile, stride, overlap, transforms)
-        tiles = tiles if shard is None else -(-tiles // shard.world)
-        runner = TileRunner(net, fn, backend, tiles, shapes, dev, batch_size)
+        runner = TileRunner(net, fn, backend, dev, batch_size)
         probs = tile_apply(
             runner,
             image,

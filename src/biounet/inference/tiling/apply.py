@@ -53,7 +53,11 @@ def tile_apply(
         ``(B, C, *tile_shape)`` float32 tensor on ``device`` -> ``(B, K, *out_tile)`` tensor
         (a NumPy array is accepted too), with ``out_tile = tile_shape - 2 * margin``
         (``"crop"``) or ``tile_shape`` (``"blend"``). Under ``transforms`` the tiles of a
-        transposed image are transposed too: each call gets tiles of one shape.
+        transposed image are transposed too: each call gets tiles of one shape. If ``fn`` has
+        a method ``plan(tiles, shapes)``, it is called once before the first tile with the
+        number of tiles this call computes (this shard's, under ``shard``) and of distinct
+        input tile shapes (:class:`~biounet.inference.backend.TileRunner` chooses its backend
+        by them).
     image : array-like, shape ``(C, *S)``
         Any array supporting NumPy basic slicing (ndarray, memmap, Zarr); read tile by tile and
         converted to float32. Nested lists are converted with ``numpy.asarray``.
@@ -144,7 +148,11 @@ def tile_apply(
     accumulate = layout.mode == "blend" or len(transforms) > 1
     scale = 1.0 / len(transforms)
 
-    bar = _progress_bar(sum(len(batch) for batch, _ in work), progress)
+    total = sum(len(batch) for batch, _ in work)
+    plan = getattr(fn, "plan", None)
+    if callable(plan):  # the predictor may choose how to run by the work (TileRunner)
+        plan(total, len({batch[0][0].shape(layout.in_tile) for batch, _ in work}))
+    bar = _progress_bar(total, progress)
     try:
         batches = [batch for batch, _ in work]
         with contextlib.closing(_read_ahead(image, batches, layout.in_tile)) as reads:
