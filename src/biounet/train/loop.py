@@ -133,12 +133,7 @@ def _train(cfg: TrainConfig, run: Run, progress: bool | None, t0: float) -> Trai
     opt = build_optimizer(cfg.optim, model.parameters())
     scaler = precision.scaler()
     state = _start_state(cfg, run, opt, scaler, t0)
-    if cfg.max_minutes:
-        validates = bool(run.val_images)
-        tunes = validates and run.instance_rule is not None
-        state.budget = TimeBudget(
-            cfg.max_minutes, cfg.iterations, state.seconds_before, validates, tunes
-        )
+    state.budget = _budget(cfg, run, state.seconds_before)
     val_every = validation_interval(cfg)
     loader = _loader(cfg, run, in_tile, state.iteration)
     compiler = Compiler(_wrap(model, run), cfg, ranks, device)
@@ -241,6 +236,15 @@ def _start_state(
     )
     log.info("resuming %s at iteration %d (of %d)", run.folder, state.iteration, state.planned)
     return state
+
+
+def _budget(cfg: TrainConfig, run: Run, seconds_before: float) -> TimeBudget | None:
+    """The run's time budget (None without ``max_minutes``), after ``seconds_before`` s."""
+    if not cfg.max_minutes:
+        return None
+    validates = bool(run.val_images)
+    tunes = validates and run.instance_rule is not None
+    return TimeBudget(cfg.max_minutes, cfg.iterations, seconds_before, validates, tunes)
 
 
 def _loader(
