@@ -14,7 +14,7 @@ from biounet.data.synthetic.checks import check_nonnegative, check_range, check_
 from biounet.data.synthetic.labels import clean_labels
 from biounet.data.synthetic.noise import Seed, add_noise, smooth_noise
 
-__all__ = ["make_cells"]
+__all__ = ["ball_volume", "make_cells"]
 
 
 def make_cells(
@@ -78,7 +78,7 @@ def make_cells(
     ndim = len(shape)
     r_mean = 0.5 * (r_lo + r_hi)
     if n_cells is None:
-        n_cells = max(1, round(0.4 * math.prod(shape) / _ball_volume(r_mean, ndim)))
+        n_cells = max(1, round(0.4 * math.prod(shape) / ball_volume(r_mean, ndim)))
     n_cells = check_positive_int(n_cells, "n_cells")
 
     radii = rng.uniform(r_lo, r_hi, n_cells)
@@ -89,11 +89,11 @@ def make_cells(
         big = np.iinfo(np.int32).max
         low = ndi.minimum_filter(np.where(labels > 0, labels, big), size=2 * int(gap) + 1)
         labels[(labels > 0) & (low < labels)] = 0
-    labels = clean_labels(labels, min_size=_ball_volume(r_lo, ndim) / 3)
+    labels = clean_labels(labels, min_size=ball_volume(r_lo, ndim) / 3)
     return _render(rng, labels, rel, blur=blur, noise=noise), labels
 
 
-def _ball_volume(r: float, ndim: int) -> float:
+def ball_volume(r: float, ndim: int) -> float:
     """Area (2D) or volume (3D) in px of a disc or ball of radius ``r`` px."""
     return math.pi * r**2 if ndim == 2 else 4.0 / 3.0 * math.pi * r**3
 

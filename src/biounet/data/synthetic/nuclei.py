@@ -19,7 +19,7 @@ from scipy import ndimage as ndi
 
 from biounet.core.checks import check_positive_int
 from biounet.data.resample import resample, resample_labels
-from biounet.data.synthetic.cells import make_cells
+from biounet.data.synthetic.cells import ball_volume, make_cells
 from biounet.data.synthetic.checks import check_nonnegative, check_range, check_shape
 from biounet.data.synthetic.labels import clean_labels
 from biounet.data.synthetic.noise import Seed, add_noise
@@ -90,7 +90,7 @@ def make_nuclei(
     rng = np.random.default_rng(seed)
     fine = tuple(max(8, round(n * s)) for n, s in zip(shape, steps))
     r_mean = 0.5 * (r_lo + r_hi)
-    ball = math.pi * r_mean**2 if len(shape) == 2 else 4.0 / 3.0 * math.pi * r_mean**3
+    ball = ball_volume(r_mean, len(shape))
     n = check_positive_int(max(1, round(coverage * math.prod(fine) / ball)), "n_cells")
     clean, labels = make_cells(
         fine, n_cells=n, radius=(r_lo, r_hi), clustering=clustering, gap=gap, blur=0.0,
@@ -101,8 +101,7 @@ def make_nuclei(
         clean = ndi.gaussian_filter(clean, sigma)
     image = resample(clean[None], shape)[0]  # each voxel integrates its slab
     labels = resample_labels(labels, shape)
-    ball_lo = math.pi * r_lo**2 if len(shape) == 2 else 4.0 / 3.0 * math.pi * r_lo**3
-    labels = clean_labels(labels, min_size=ball_lo / math.prod(steps) / 3)
+    labels = clean_labels(labels, min_size=ball_volume(r_lo, len(shape)) / math.prod(steps) / 3)
     image = add_noise(rng, np.clip(image, 0.0, None), photons=50.0, read=0.02, strength=noise)
     return image, labels
 
