@@ -51,11 +51,10 @@ Tiles = Callable[[torch.Tensor], torch.Tensor]
 
 @dataclass
 class _Compiled:
-    """A compiled network, the network it was made from (weakly) and what it cost."""
+    """A compiled tile function and the network it was made from (weakly)."""
 
     net: weakref.ref[torch.nn.Module]
     fn: Tiles
-    seconds: float
 
 
 _cache: OrderedDict[Hashable, _Compiled] = OrderedDict()
@@ -140,8 +139,7 @@ class TileRunner:
 
     def _choose(self, tile_s: float, shape: tuple[int, ...]) -> str:
         """``"compile"`` if compiling saves more time than it costs, else ``"eager"``."""
-        key = self._key(shape)
-        if self.backend == "compile" or (key in _cache and _cache[key].net() is self.net):
+        if self.backend == "compile" or self._kept(self._key(shape)) is not None:
             return "compile"
         kind = self.device.type
         speedup = EXPECTED_SPEEDUP.get(kind, 1.0)
@@ -165,13 +163,20 @@ class TileRunner:
         return (id(self.net), _weights_key(self.net), self.batch, shape, str(self.device),
                 first.dtype, fmt)  # fmt: skip
 
+    def _kept(self, key: Hashable) -> Tiles | None:
+        """The compiled tile function kept under ``key`` for this network (the latest now)."""
+        kept = _cache.get(key)
+        if kept is None or kept.net() is not self.net:
+            return None
+        _cache.move_to_end(key)
+        return kept.fn
+
     def _compile(self, x: torch.Tensor, eager: torch.Tensor) -> Tiles | None:
         """The compiled tile function for ``x``'s shape, checked against ``eager``; None: eager."""
         key = self._key(tuple(x.shape[1:]))
-        kept = _cache.get(key)
-        if kept is not None and kept.net() is self.net:
-            _cache.move_to_end(key)
-            return kept.fn
+        kept = self._kept(key)
+        if kept is not None:
+            return kept
         began = time.perf_counter()
         try:
             import torch._inductor.config as inductor
@@ -193,7 +198,7 @@ class TileRunner:
             return None
         log.info("compiled the network for tiles %s in %.1f s (max. difference %.1e)",
                  tuple(x.shape[1:]), seconds, diff)  # fmt: skip
-        _cache[key] = _Compiled(weakref.ref(self.net), fn, seconds)
+        _cache[key] = _Compiled(weakref.ref(self.net), fn)
         while len(_cache) > KEEP:
             _cache.popitem(last=False)
         return fn
