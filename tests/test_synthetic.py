@@ -234,7 +234,15 @@ def test_nuclei_are_sparse_and_flattened_along_the_coarse_axis() -> None:
     extents = np.array([[s.stop - s.start for s in box] for box in ndi.find_objects(labels)])
     ratio = extents[:, 1:].mean() / extents[:, 0].mean()
     assert 1.7 < ratio < 2.6  # round in space: 2.2x fewer voxels along z
-    assert image[labels > 0].mean() > 3 * image[labels == 0].mean()
+    # dim nuclei, cytoplasmic haze and depth loss: about 2.7x the background, as in real stacks
+    assert 2 * image[labels == 0].mean() < image[labels > 0].mean() < 4 * image[labels == 0].mean()
+    plain = make_nuclei((40, 96, 96), coverage=0.03, dim=0, haze=0, attenuation=0, seed=3)[0]
+    assert plain[labels > 0].mean() > 6 * plain[labels == 0].mean()
+    flat = make_nuclei((40, 96, 96), attenuation=0, noise=0, seed=3)[0]
+    lost = make_nuclei((40, 96, 96), attenuation=0.3, noise=0, seed=3)[0]
+    on = labels > 0
+    assert np.allclose(lost[0][on[0]], flat[0][on[0]], rtol=0.02)  # the first plane keeps all
+    assert np.allclose(lost[-1][on[-1]], 0.7 * flat[-1][on[-1]], rtol=0.02)  # the last 70%
     again = make_nuclei((40, 96, 96), spacing=(2.2, 1.0, 1.0), coverage=0.03, seed=3)
     assert np.array_equal(again[0], image) and np.array_equal(again[1], labels)
     iso = make_nuclei((40, 96, 96), spacing=(1, 1, 1), seed=3)[1]
@@ -251,5 +259,9 @@ def test_nuclei_settings_are_checked() -> None:
         make_nuclei((16, 32, 32), spacing=(0, 1, 1))
     with pytest.raises(ValueError, match="coverage must be in"):
         make_nuclei((16, 32, 32), coverage=0.9)
+    with pytest.raises(ValueError, match="attenuation"):
+        make_nuclei((16, 32, 32), attenuation=1.0)
+    with pytest.raises(ValueError, match="haze"):
+        make_nuclei((16, 32, 32), haze=-0.1)
     image, labels = make_nuclei((48, 48), spacing=(1, 1), seed=0)  # 2D works too
     assert image.shape == labels.shape == (48, 48)

@@ -7,6 +7,9 @@ and the nuclei fill only a few percent of the volume. :func:`make_nuclei` draws 
 that is isotropic at the finest spacing, blurs them with an axial point-spread function wider
 than the lateral one, samples the stack at the given voxel spacing (anti-aliased, so each plane
 integrates its slab), then adds camera noise; the labels are sampled at the nearest voxel.
+What makes real stacks hard is imitated too: nuclei differ in brightness by up to 2.5x (dim
+ones are still nuclei), the cytoplasm around them glows faintly and unevenly, and deep planes
+are dimmer than shallow ones (light is absorbed on its way in and out).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from biounet.data.resample import resample, resample_labels
 from biounet.data.synthetic.cells import ball_volume, make_cells
 from biounet.data.synthetic.checks import check_nonnegative, check_range, check_shape
 from biounet.data.synthetic.labels import clean_labels
-from biounet.data.synthetic.noise import Seed, add_noise
+from biounet.data.synthetic.noise import Seed, add_noise, smooth_noise
 
 __all__ = ["make_nuclei"]
 
@@ -38,6 +41,9 @@ def make_nuclei(
     blur: float = 1.0,
     axial_blur: float = 2.5,
     noise: float = 1.0,
+    dim: float = 0.6,
+    haze: float = 0.05,
+    attenuation: float = 0.3,
     seed: Seed = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A stack of sparse, partly touching nuclei sampled at an anisotropic voxel spacing.
@@ -66,6 +72,15 @@ def make_nuclei(
         units of the finest spacing (light microscopes blur 2-3x more along z).
     noise : float
         Camera noise strength, as for :func:`make_cells` (0: none).
+    dim : float
+        Each nucleus is dimmed by a factor drawn uniformly from ``[1 - dim, 1]`` (0: all as
+        :func:`make_cells` draws them; 0.6: up to 2.5x dimmer), in [0, 1).
+    haze : float
+        Mean intensity of the cytoplasm's glow between nuclei (smooth, uneven: it varies by
+        +-50% over about 8 px), on the scale where nuclei are about 0.4-0.9 (0: none).
+    attenuation : float
+        Share of the intensity lost from the first plane to the last (linear in depth), in
+        [0, 1); 2D images are not attenuated.
     seed : int, SeedSequence or Generator
 
     Returns
@@ -86,7 +101,10 @@ def make_nuclei(
     r_lo, r_hi = check_range(radius, "radius", low=0.5)
     if not 0.0 < coverage <= 0.5:
         raise ValueError(f"coverage must be in (0, 0.5] (a share of the volume), got {coverage}")
-    check_nonnegative(blur=blur, axial_blur=axial_blur, noise=noise)
+    check_nonnegative(blur=blur, axial_blur=axial_blur, noise=noise, haze=haze)
+    for name, value in (("dim", dim), ("attenuation", attenuation)):
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {value}")
     rng = np.random.default_rng(seed)
     fine = tuple(max(8, round(n * s)) for n, s in zip(shape, steps))
     r_mean = 0.5 * (r_lo + r_hi)
@@ -96,6 +114,7 @@ def make_nuclei(
         fine, n_cells=n, radius=(r_lo, r_hi), clustering=clustering, gap=gap, blur=0.0,
         noise=0.0, seed=rng,
     )  # fmt: skip
+    clean = _stain(rng, clean, labels, dim, haze, attenuation)
     sigma = [axial_blur if len(shape) == 3 and a == 0 else blur for a in range(len(shape))]
     if max(sigma) > 0:
         clean = ndi.gaussian_filter(clean, sigma)
@@ -104,6 +123,27 @@ def make_nuclei(
     labels = clean_labels(labels, min_size=ball_volume(r_lo, len(shape)) / math.prod(steps) / 3)
     image = add_noise(rng, np.clip(image, 0.0, None), photons=50.0, read=0.02, strength=noise)
     return image, labels
+
+
+def _stain(
+    rng: np.random.Generator,
+    clean: np.ndarray,
+    labels: np.ndarray,
+    dim: float,
+    haze: float,
+    attenuation: float,
+) -> np.ndarray:
+    """``clean`` (float32, labels' shape) with dimmed nuclei, cytoplasmic haze and depth loss."""
+    n = int(labels.max())
+    factor = np.concatenate([[1.0], rng.uniform(1.0 - dim, 1.0, n)]).astype(np.float32)
+    out = clean * factor[labels]
+    if haze > 0:
+        glow = haze * np.clip(1.0 + 0.5 * smooth_noise(rng, labels.shape, 8.0), 0.0, None)
+        out = out + np.where(labels == 0, glow, 0.0).astype(np.float32)
+    if attenuation > 0 and labels.ndim == 3:
+        depth = np.linspace(1.0, 1.0 - attenuation, labels.shape[0], dtype=np.float32)
+        out = out * depth[:, None, None]
+    return np.asarray(out, dtype=np.float32)
 
 
 def _spacing(spacing: Sequence[float], ndim: int) -> tuple[float, ...]:
