@@ -14,7 +14,7 @@ half-written output. This module knows formats only; folders and file safety liv
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import numpy as np
 
 from biounet.core.checks import InputTypeError, check_labels, check_positive_int
 from biounet.core.files import atomic_path
+from biounet.data.spacing import array_spacing, ome_zarr_spacing, spacing_to_store, tiff_spacing
 
 READ_EXTENSIONS = (".png", ".tif", ".tiff", ".npy", ".zarr", ".jpg", ".jpeg", ".bmp")
 WRITE_EXTENSIONS = (".png", ".tif", ".tiff", ".npy", ".zarr")
@@ -64,11 +65,15 @@ class ImageFile:
         name (a plain page sequence, or a TIFF written without axes); None when unknown.
     path : Path
         Where it came from.
+    spacing : dict of str to float, or None
+        Pixel/voxel size per axis among Z, Y, X, e.g. ``{"Z": 2.2, "Y": 0.5, "X": 0.5}``, in µm
+        (:mod:`biounet.data.spacing`); None where the file declares none (PNG, ``.npy``: always).
     """
 
     data: Any
     axes: str | None
     path: Path
+    spacing: dict[str, float] | None = None
 
 
 def _suffix(path: Path) -> str:
@@ -159,6 +164,7 @@ def _read_tiff(p: Path) -> ImageFile:
         series = tif.series[0]
         data = series.asarray()
         axes: str | None = series.axes.upper()
+        spacing = tiff_spacing(tif)
     if axes is None or len(axes) != data.ndim:
         axes = None
     else:
@@ -170,7 +176,7 @@ def _read_tiff(p: Path) -> ImageFile:
         # tifffile says Q for an unnamed axis and I for a plain page sequence: neither declares
         # what the axis is (planes, frames or channels), so both stay "Q" (unknown)
         axes = axes.replace("I", "Q")
-    return ImageFile(data, axes, p)
+    return ImageFile(data, axes, p, spacing)
 
 
 def _read_npy(p: Path) -> ImageFile:
@@ -190,21 +196,16 @@ def _read_zarr(p: Path) -> ImageFile:
     if hasattr(node, "shape"):
         declared = node.attrs.get("axes")
         axes = declared.upper() if isinstance(declared, str) else None
-        return ImageFile(node, axes if axes and len(axes) == len(node.shape) else None, p)
+        axes = axes if axes and len(axes) == len(node.shape) else None
+        return ImageFile(node, axes, p, array_spacing(node.attrs, axes, len(node.shape)))
     # a group: OME-Zarr multiscales give the full resolution first; else the only array
     attrs: dict[str, Any] = dict(node.attrs)
     multiscales: Any = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
     if multiscales:
         first = multiscales[0]
-        path = first["datasets"][0]["path"]
-        axes = (
-            "".join(
-                str(a.get("name", "?") if isinstance(a, dict) else a).upper()
-                for a in first.get("axes", [])
-            )
-            or None
-        )
-        return ImageFile(node[path], axes, p)
+        names = [a.get("name", "?") if isinstance(a, dict) else a for a in first.get("axes", [])]
+        axes = "".join(str(n).upper() for n in names) or None
+        return ImageFile(node[first["datasets"][0]["path"]], axes, p, ome_zarr_spacing(first))
     arrays = [name for name, _ in node.arrays()]
     if len(arrays) != 1:
         raise ValueError(f"{p}: a Zarr group with arrays {arrays}; point to one of them")
@@ -237,7 +238,13 @@ def _zarr_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
     return lead + tuple(max(1, min(n, 256)) for n in shape[len(shape) - k :])
 
 
-def write_image(path: str | os.PathLike[str], array: Any, *, axes: str | None = None) -> Path:
+def write_image(
+    path: str | os.PathLike[str],
+    array: Any,
+    *,
+    axes: str | None = None,
+    spacing: Sequence[float] | None = None,
+) -> Path:
     """Write ``array`` atomically as PNG, TIFF, ``.npy`` or Zarr (see :func:`atomic_path`).
 
     Parameters
@@ -257,6 +264,9 @@ def write_image(path: str | os.PathLike[str], array: Any, *, axes: str | None = 
         ``"ZCYX"``, ``"TZCYX"``. :func:`read_image_file` gives them back as
         :attr:`ImageFile.axes`. Without ``axes`` the shape is kept but the axes read back as
         ``Q`` (unknown) plus ``YX``. Ignored for PNG and ``.npy``.
+    spacing : sequence of float, optional
+        TIFF and Zarr: sizes in µm of the last 2 or 3 axes named Z, Y, X (else the trailing
+        axes), e.g. ``(2.2, 0.5, 0.5)``: see :func:`~biounet.data.spacing.spacing_to_store`.
 
     Returns
     -------
@@ -271,6 +281,7 @@ def write_image(path: str | os.PathLike[str], array: Any, *, axes: str | None = 
         )
     arr = np.asarray(array)
     axes = _check_axes(p, axes, arr) if ext in (".tif", ".tiff", ".zarr") else None
+    stored = spacing_to_store(p, spacing if ext in (".tif", ".tiff", ".zarr") else None, axes, arr)
     if ext == ".png":
         if arr.dtype not in (np.uint8, np.uint16, np.bool_):
             raise ValueError(f"{p}: PNG holds 8- or 16-bit integers, got {arr.dtype}; use .tif")
@@ -292,20 +303,11 @@ def write_image(path: str | os.PathLike[str], array: Any, *, axes: str | None = 
 
             # an empty dict (not None) makes tifffile record the shape, so 4D+ arrays come
             # back whole rather than as a flat sequence of pages
-            metadata = {"axes": axes} if axes else {}
-            rgb = (
-                arr.ndim == 3
-                and arr.shape[-1] in (3, 4)
-                and arr.dtype == np.uint8
-                and (axes in (None, "YXS"))
-            )
-            tifffile.imwrite(
-                tmp,
-                arr,
-                compression="zlib",
-                metadata=metadata,
-                photometric="rgb" if rgb else "minisblack",
-            )
+            metadata = ({"axes": axes} if axes else {}) | stored.tiff_metadata
+            rgb = arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.dtype == np.uint8
+            options: dict[str, Any] = {"compression": "zlib", **stored.tiff_options}
+            options["photometric"] = "rgb" if rgb and axes in (None, "YXS") else "minisblack"
+            tifffile.imwrite(tmp, arr, metadata=metadata, **options)
         elif ext == ".zarr":
             import zarr
 
@@ -314,8 +316,7 @@ def write_image(path: str | os.PathLike[str], array: Any, *, axes: str | None = 
                 str(tmp), mode="w", shape=arr.shape, dtype=arr.dtype, chunks=_zarr_chunks(arr.shape)
             )
             z[...] = arr
-            if axes:
-                z.attrs["axes"] = axes
+            z.attrs.update(({"axes": axes} if axes else {}) | stored.zarr_attrs)
         else:
             with open(tmp, "wb") as f:
                 np.save(f, arr, allow_pickle=False)

@@ -18,7 +18,14 @@ import numpy as np
 from biounet.data.io import ImageFile
 from biounet.data.views import ChannelsFirst
 
-__all__ = ["COLOUR_CHANNELS", "MAX_CHANNELS_FIRST", "as_grey", "to_channels_first"]
+__all__ = [
+    "COLOUR_CHANNELS",
+    "MAX_CHANNELS_FIRST",
+    "as_grey",
+    "channel_axis_of",
+    "sample_spacing",
+    "to_channels_first",
+]
 
 #: the most entries a leading axis may have to be taken as channels without a declaration
 MAX_CHANNELS_FIRST = 16
@@ -94,11 +101,48 @@ def to_channels_first(
     (1, 5, 6)
     """
     if isinstance(image, ImageFile):
-        data, axes, name = image.data, image.axes, str(image.path)
+        data, name = image.data, str(image.path)
     else:
-        data, axes = image, None
+        data = image
     shape = tuple(data.shape)
-    lazy = not isinstance(data, np.ndarray)
+    c = channel_axis_of(image, ndim, channel_axis=channel_axis, name=name)
+    lazy = not isinstance(data, np.ndarray)  # lazy: a view that reads only what is sliced
+    if c is None:
+        data = ChannelsFirst(data, None) if lazy else data[None]
+    elif c != 0:
+        data = ChannelsFirst(data, c) if lazy else np.moveaxis(data, c, 0)
+    if len(data.shape) != ndim + 1:
+        raise ValueError(f"{name}: shape {shape} with channel axis {c} is not {ndim}D")
+    return data
+
+
+def channel_axis_of(
+    image: ImageFile | np.ndarray | Any,
+    ndim: int,
+    *,
+    channel_axis: int | None = None,
+    name: str = "image",
+) -> int | None:
+    """The axis of ``image`` that :func:`to_channels_first` takes as channels (the module's rule).
+
+    Parameters are those of :func:`to_channels_first`.
+
+    Returns
+    -------
+    int or None
+        The channel axis, counted from 0; None when the image has no channel axis (one is
+        added).
+
+    Raises
+    ------
+    ValueError
+        A declared axis out of range, an extra axis the file names Z or T, or a shape whose
+        channel axis cannot be told.
+    """
+    if isinstance(image, ImageFile):
+        shape, axes, name = tuple(image.data.shape), image.axes, str(image.path)
+    else:
+        shape, axes = tuple(image.shape), None
     if channel_axis is None and axes is not None:
         channel_axis = _declared_channel_axis(axes, shape, ndim, name)
     if channel_axis is not None:
@@ -106,30 +150,64 @@ def to_channels_first(
             raise ValueError(
                 f"{name}: channel_axis {channel_axis} is out of range for shape {shape}"
             )
-        c = channel_axis % len(shape)
-        if lazy:
-            data = data if c == 0 else ChannelsFirst(data, c)
-        else:
-            data = np.moveaxis(data, c, 0)
-    elif len(shape) == ndim:
-        data = ChannelsFirst(data, None) if lazy else data[None]
-    elif len(shape) == ndim + 1 and shape[-1] <= 4:
-        data = ChannelsFirst(data, len(shape) - 1) if lazy else np.moveaxis(data, -1, 0)
-    elif len(shape) == ndim + 1 and shape[0] <= MAX_CHANNELS_FIRST:
-        pass
-    elif len(shape) == ndim + 1:
+        return channel_axis % len(shape)
+    if len(shape) == ndim:
+        return None
+    if len(shape) == ndim + 1 and shape[-1] <= 4:
+        return len(shape) - 1
+    if len(shape) == ndim + 1 and shape[0] <= MAX_CHANNELS_FIRST:
+        return 0
+    if len(shape) == ndim + 1:
         raise ValueError(
             f"{name}: shape {shape} has {len(shape)} axes but neither the first nor the last "
             f"looks like channels; declare channel_axis"
         )
+    raise ValueError(
+        f"{name}: shape {shape} has {len(shape)} axes; expected {ndim} spatial axes "
+        f"({'Y, X' if ndim == 2 else 'Z, Y, X'}), optionally with one channel axis"
+    )
+
+
+def sample_spacing(
+    image: ImageFile, ndim: int, *, channel_axis: int | None = None
+) -> tuple[float, ...] | None:
+    """The spacing of the spatial axes of ``to_channels_first(image, ndim)``, in their order.
+
+    The file's axis letters say which spatial axis is which: the axes other than the channel
+    axis (:func:`channel_axis_of`), in file order, looked up in :attr:`ImageFile.spacing`. For
+    a 3D sample a single unnamed axis (``Q``, a plain page sequence) is the depth ``Z``.
+    Without axis letters the spatial axes are taken as Y, X (2D) or Z, Y, X (3D).
+
+    Parameters
+    ----------
+    image : ImageFile
+        The image as read.
+    ndim : {2, 3}
+        Spatial axes of the sample.
+    channel_axis : int, optional
+        As for :func:`to_channels_first`.
+
+    Returns
+    -------
+    tuple of float or None
+        One size per spatial axis (e.g. ``(z, y, x)`` in µm); None unless the file declares
+        every one of them (a 3D stack with only Y and X declared gives None).
+    """
+    need = "YX" if ndim == 2 else "ZYX"
+    spacing = image.spacing
+    if not spacing or any(a not in spacing for a in need):
+        return None
+    c = channel_axis_of(image, ndim, channel_axis=channel_axis)
+    axes = image.axes
+    if axes is not None and len(axes) == len(image.data.shape):
+        spatial = "".join(a for i, a in enumerate(axes) if i != c)
+        if ndim == 3 and "Z" not in spatial and spatial.count("Q") == 1:
+            spatial = spatial.replace("Q", "Z")
     else:
-        raise ValueError(
-            f"{name}: shape {shape} has {len(shape)} axes; expected {ndim} spatial axes "
-            f"({'Y, X' if ndim == 2 else 'Z, Y, X'}), optionally with one channel axis"
-        )
-    if len(data.shape) != ndim + 1:
-        raise ValueError(f"{name}: shape {shape} with channel axis {channel_axis} is not {ndim}D")
-    return data
+        spatial = need
+    if sorted(spatial) != sorted(need):
+        return None
+    return tuple(float(spacing[a]) for a in spatial)
 
 
 #: channel counts of colour images (RGB, RGBA) that are read as grey where one channel is

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from biounet.data.io import read_image_file
-from biounet.data.layouts.channels import to_channels_first
+from biounet.data.layouts.channels import sample_spacing, to_channels_first
 from biounet.data.layouts.sample import Sample, annotation_array, check_same_size
 
 __all__ = ["load_ctc"]
@@ -46,10 +46,11 @@ def load_ctc(sequence: str | Path, *, ndim: int = 2) -> list[Sample]:
         ip = next((c for c in candidates if c.exists()), None)
         if ip is None:
             raise ValueError(f"{mp}: no frame t{digits}.tif in {seq}")
-        img = to_channels_first(read_image_file(ip), ndim)
+        f = read_image_file(ip)
+        img = to_channels_first(f, ndim)
         ann = annotation_array(read_image_file(mp), ndim)
         check_same_size(img, ann, str(ip), str(mp))
-        samples.append(Sample(f"{seq.name}/t{digits}", img, ann, ip, mp))
+        samples.append(Sample(f"{seq.name}/t{digits}", img, ann, ip, mp, sample_spacing(f, ndim)))
     if not samples:
         raise ValueError(f"{gt}: no full-frame annotations (man_segNNN.tif) found")
     return samples

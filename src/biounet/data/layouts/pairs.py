@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from biounet.data.io import READ_EXTENSIONS, file_stem, is_image_file, read_image_file
-from biounet.data.layouts.channels import to_channels_first
+from biounet.data.layouts.channels import sample_spacing, to_channels_first
 from biounet.data.layouts.sample import Sample, annotation_array, check_same_size
 
 __all__ = ["load_pairs"]
@@ -99,11 +99,13 @@ def load_pairs(
             raise ValueError(_missing_message(missing, Path(mask_dir)))
     samples = []
     for p in images:
-        img = to_channels_first(read_image_file(p), ndim, channel_axis=channel_axis)
+        f = read_image_file(p)
+        img = to_channels_first(f, ndim, channel_axis=channel_axis)
+        spacing = sample_spacing(f, ndim, channel_axis=channel_axis)
         ann = None
         mp = masks.get(file_stem(p))
         if mp is not None:
             ann = annotation_array(read_image_file(mp), ndim)
             check_same_size(img, ann, str(p), str(mp))
-        samples.append(Sample(file_stem(p), img, ann, p, mp))
+        samples.append(Sample(file_stem(p), img, ann, p, mp, spacing))
     return samples

@@ -20,6 +20,10 @@ class Sample:
     ``image`` is ``(C, *S)`` (a NumPy array, or a lazy memmap/Zarr array or a lazy view of
     one: anything with ``shape``, ``dtype`` and NumPy slicing, and ``numpy.asarray`` loads
     it); ``annotation`` is ``(*S)`` or None; ``name`` identifies it in messages and outputs.
+    ``spacing`` is the physical size of a step along each spatial axis of ``S``, in order
+    (Z, Y, X for 3D, Y, X for 2D), in µm where the image file's unit converts (see
+    :attr:`biounet.data.io.ImageFile.spacing`); None unless the file declares it for every
+    spatial axis (:func:`~biounet.data.layouts.channels.sample_spacing`).
     """
 
     name: str
@@ -27,6 +31,7 @@ class Sample:
     annotation: np.ndarray | None = None
     image_path: Path | None = None
     annotation_path: Path | None = None
+    spacing: tuple[float, ...] | None = None
 
 
 def annotation_array(f: ImageFile, ndim: int) -> np.ndarray:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from biounet.data.io import ImageFile, file_stem, is_image_file, read_image_file
-from biounet.data.layouts.channels import to_channels_first
+from biounet.data.layouts.channels import sample_spacing, to_channels_first
 from biounet.data.layouts.sample import Sample, annotation_array, check_same_size
 
 __all__ = ["StackPairs", "load_paired_stacks", "load_stack_file", "load_stacks", "pair_stacks"]
@@ -59,10 +59,11 @@ def load_stacks(
     label_path = fl.path if fl is not None else None
     if ndim == 3:
         img = to_channels_first(fi, 3, channel_axis=channel_axis)
+        spacing = sample_spacing(fi, 3, channel_axis=channel_axis)
         ann = annotation_array(fl, 3) if fl is not None else None
         if ann is not None:
             check_same_size(img, ann, str(fi.path), str(label_path))
-        return [Sample(file_stem(fi.path), img, ann, fi.path, label_path)]
+        return [Sample(file_stem(fi.path), img, ann, fi.path, label_path, spacing)]
     data = np.asarray(fi.data)
     axes = fi.axes
     if data.ndim == 2:
@@ -79,13 +80,14 @@ def load_stacks(
         raise ValueError(f"{fi.path} has {len(data)} pages but {label_path} has {len(labels)}")
     samples = []
     for i in range(len(data)):
-        page = ImageFile(data[i], axes[1:] if axes else None, fi.path)
+        page = ImageFile(data[i], axes[1:] if axes else None, fi.path, fi.spacing)
         img = to_channels_first(page, 2, channel_axis=channel_axis)
+        spacing = sample_spacing(page, 2, channel_axis=channel_axis)
         ann = labels[i] if labels is not None else None
         name = f"{file_stem(fi.path)}[{i}]"
         if ann is not None:
             check_same_size(img, ann, name, f"{label_path}[{i}]")
-        samples.append(Sample(name, img, ann, fi.path, label_path))
+        samples.append(Sample(name, img, ann, fi.path, label_path, spacing))
     return samples
 
 
