@@ -221,8 +221,8 @@ def test_default_tile() -> None:
     assert default_tile(UNet(depth=4, base_width=1, padding="same")) == (576, 576)
     assert default_tile(UNet.from_preset("narrow3d", base_width=1)) == (100, 100, 100)
     net = UNet(depth=2, base_width=1)
-    assert default_tile(TrainedModel(net, tile=64)) == (64, 64)  # as stored by biounet.load
-    assert default_tile(TrainedModel(net, tile=62)) == (572, 572)  # not valid: ignored
+    assert default_tile(TrainedModel(net, tile=(64, 64))) == (64, 64)  # as stored by biounet.load
+    assert default_tile(TrainedModel(net, tile=(62, 62))) == (572, 572)  # not valid: ignored
 
 
 # ------------------------------------------------------------------------------ ONNX

@@ -143,7 +143,7 @@ def _affected(
 def test_margin_equals_context_measured_with_impulses(options: dict, shape: tuple) -> None:
     """An output tile on the pooling grid depends on exactly ``margin`` px of input per side."""
     net = small_net(num_classes=2, **options).double()
-    g, m = net.geometry, net.margin
+    g, m = net.geometry.axes[0], net.margin
     start = g.alignment  # an aligned output tile of the smallest valid output size
     size = g.output_size(g.min_input_size)
     assert start + size <= net.output_shape(shape)[0]
@@ -164,7 +164,7 @@ def test_margin_equals_context_measured_with_impulses(options: dict, shape: tupl
 )
 def test_margin_along_other_axes(options: dict, shape: tuple, axis: int) -> None:
     net = small_net(num_classes=2, **options).double()
-    g, m = net.geometry, net.margin
+    g, m = net.geometry.axes[0], net.margin
     start, size = g.alignment, g.output_size(g.min_input_size)
     assert start + size <= net.output_shape(shape)[axis]
     hits = _affected(net, shape, list(range(shape[axis])), slice(start, start + size), axis)

@@ -25,7 +25,7 @@ def full_pass(net: UNet, image: np.ndarray, tile: tuple, stride: tuple) -> np.nd
     m = net.margin
     pads = [(0, 0)]
     for n, t, s in zip(image.shape[1:], tile, stride):
-        out_t = net.geometry.output_size(t)
+        out_t = net.geometry.axes[0].output_size(t)
         count = max(1, math.ceil((n - out_t) / s) + 1)
         covered = (count - 1) * s + out_t  # output extent of all tiles
         pads.append((m, covered - n + m))
@@ -57,7 +57,7 @@ def test_tiled_equals_one_pass_over_the_mirror_padded_image(options, shape, tile
     c = net.config.in_channels
     image = np.random.default_rng(0).random((c, *shape))
     t, s = choose_tile(net, shape, tile)
-    assert all(si % net.geometry.alignment == 0 for si in s)
+    assert all(si % net.geometry.axes[0].alignment == 0 for si in s)
     got = predict(net.float(), image if c > 1 else image[0], tile_shape=tile, batch_size=2)
     assert got.shape == (3, *shape) and got.dtype == np.float32
     want = full_pass(net.double(), image, t, s)
@@ -239,7 +239,7 @@ def test_automatic_tiles_fit_the_image() -> None:
     tile, stride = choose_tile(net, (2048, 2048))
     assert all(net.is_valid_input(tile) for _ in [0])
     count = [math.ceil(2048 / s) for s in stride]
-    computed = math.prod(c * net.geometry.output_size(t) for c, t in zip(count, tile))
+    computed = math.prod(c * net.geometry.axes[0].output_size(t) for c, t in zip(count, tile))
     assert computed / 2048**2 - 1 <= 0.10  # at most 10% of the computed output is thrown away
     assert choose_tile(net, (1, 1)) == ((204, 204), (16, 16))
 
@@ -290,7 +290,7 @@ def test_out_is_checked_before_anything_runs() -> None:
 
 def _full_pass_same(net: UNet, image: np.ndarray, pad: int) -> np.ndarray:
     """One forward pass over the image mirror-padded by ``pad`` (and up to the grid), cropped."""
-    a = net.geometry.alignment
+    a = net.geometry.axes[0].alignment
     pads = [(pad, pad + (-(n + 2 * pad)) % a) for n in image.shape]
     padded = np.pad(image, pads, mode="reflect")
     with torch.no_grad():

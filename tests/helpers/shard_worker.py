@@ -28,8 +28,8 @@ def tiles_case(tmp: Path) -> tuple[Any, np.ndarray, dict[str, Any]]:
     """The predictor, image and arguments of part 2 (the test recomputes them alone)."""
     net = biounet.load(tmp / "m.pt").net.eval()
     image = np.asarray(zarr.open_array(str(tmp / "big.zarr"), mode="r")[:96, :60]) / 4000.0
-    stride = chunk_aligned_stride((36, 36), CHUNKS, net.geometry.alignment)
-    tile = tuple(net.geometry.input_size_for_output(s) for s in stride)
+    stride = chunk_aligned_stride((36, 36), CHUNKS, net.geometry.axes[0].alignment)
+    tile = tuple(net.geometry.axes[0].input_size_for_output(s) for s in stride)
 
     def fn(x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():

@@ -124,9 +124,10 @@ def dynamic_shapes(net: UNet) -> tuple[dict[int, Any]]:
     """Batch free; each spatial axis ``min + step * j``, i.e. ``step * k + min % step``."""
     from torch.export import Dim
 
-    step, lo = net.geometry.alignment, net.geometry.min_input_size
+    g = net.geometry
     axes: dict[int, Any] = {0: Dim("batch", min=1)}
     for i, name in enumerate(AXES[net.ndim]):
+        step, lo = g.alignments[i], g.min_input_shape[i]
         k = Dim(name, min=max(lo // step, 1))
         axes[2 + i] = k if step == 1 else step * k + lo % step
     return (axes,)

@@ -31,10 +31,9 @@ def default_tile(model: UNet | TrainedModel) -> tuple[int, ...]:
     smallest valid size >= 572 px in 2D (the paper's tile) or >= 96 voxels in 3D.
     """
     tile = model.tile if isinstance(model, TrainedModel) else None
-    if tile is not None and model.geometry.is_valid_size(tile):
-        return (tile,) * model.ndim
-    target = 572 if model.ndim == 2 else 96
-    return (model.geometry.nearest_valid_sizes(target)[1],) * model.ndim
+    if tile is not None and model.geometry.is_valid_shape(tile):
+        return tuple(tile)
+    return model.geometry.valid_shape(572 if model.ndim == 2 else 96)
 
 
 def export_model(
@@ -121,8 +120,9 @@ def export_model(
         seconds = time.perf_counter() - start
         shapes = [example]
         if is_dynamic:  # a second valid tile size: one pooling step smaller (or larger)
-            step, lo = net.geometry.alignment, net.geometry.min_input_size
-            shapes.append((1, c, *(n - step if n - step >= lo else n + step for n in tile)))
+            g = net.geometry
+            steps = zip(tile, g.alignments, g.min_input_shape)
+            shapes.append((1, c, *(n - a if n - a >= lo else n + a for n, a, lo in steps)))
         diff, check_seconds = None, 0.0
         if check:
             start = time.perf_counter()

@@ -86,15 +86,20 @@ def sidecar(
     net = model.net
     g, cfg = net.geometry, net.config
     axes = "bc" + AXES[net.ndim]
-    offset = g.margin if cfg.padding == "valid" else 0
+    m = g.margins[0] if g.isotropic else list(g.margins)
+    offset = m if cfg.padding == "valid" else 0
+    per = "px per side" if g.isotropic else "px per side and axis"
     tiling = (
-        f"output pixel i of a tile is input pixel i + {offset} per axis: mirror-pad the image by "
-        f"{g.margin} px per side and step the tiles by their output size"
+        f"output pixel i of a tile is input pixel i + {'margin' if not g.isotropic else m} per "
+        f"axis: mirror-pad the image by {m} {per} and step the tiles by their output size"
         if cfg.padding == "valid"
-        else f"output size = tile size: overlap tiles by {g.margin} px per side, keep centres"
+        else f"output size = tile size: overlap tiles by {m} {per}, keep centres"
     )
     rule = "min + step * j per spatial axis (j >= 0)" if report.dynamic else "the example only"
-    sizes = g.valid_sizes(g.min_input_size, g.min_input_size + 4 * g.alignment)
+    last = g.axes[-1]
+    sizes = last.valid_sizes(last.min_input_size, last.min_input_size + 4 * last.alignment)
+    lo = last.min_input_size if g.isotropic else list(g.min_input_shape)
+    step = last.alignment if g.isotropic else list(g.alignments)
     tensor = {"axes": axes, "dtype": "float32"}
     return {
         "file": report.path.name,
@@ -109,15 +114,16 @@ def sidecar(
                    "meaning": "logits; softmax over axis 1 gives class probabilities"},
         "num_classes": cfg.num_classes,
         "class_names": list(model.class_names) or None,
-        "valid_tile_sizes": {"dynamic": report.dynamic, "rule": rule, "min": g.min_input_size,
-                             "step": g.alignment, "examples": sizes},
+        "valid_tile_sizes": {"dynamic": report.dynamic, "rule": rule, "min": lo,
+                             "step": step, "examples": sizes},
         "padding": cfg.padding,
-        "margin": g.margin,
+        "margin": m,
         "output_offset": offset,
         "tiling": tiling,
         "normalization": model.normalizer.to_dict() if model.normalizer is not None else None,
         "normalization_note": "apply to each whole image before tiling (biounet.data.normalize)",
         "scale": float(getattr(model, "scale", 1.0)),
+        "voxel_spacing": list(model.spacing) if model.spacing is not None else None,
         "scale_note": "resample each image by this factor first (linear, Gaussian anti-aliasing "
                       "when shrinking; biounet.data.resample) and the probabilities back to the "
                       "image's grid after; 1: none",

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from biounet.core.checks import check_positive_int, int_tuple
+from biounet.core.checks import check_positive_int
 from biounet.core.device import resolve_device
 from biounet.core.runtime import auto_tune_allocator
 from biounet.data.layouts.channels import COLOUR_CHANNELS, as_grey
@@ -18,73 +18,18 @@ from biounet.data.normalize import Normalizer
 from biounet.data.resample import resample, scaled_shape
 from biounet.data.views import ChannelsFirst, Normalized, Resampled
 from biounet.inference.backend import TileRunner
+from biounet.inference.tile_choice import choose_tile, chunk_tiles
 from biounet.inference.tiling import (
     Shard,
     as_image_array,
     check_out,
-    chunk_aligned_stride,
     dihedral_transforms,
-    spatial_chunks,
     tile_apply,
 )
 from biounet.inference.trained import TrainedModel
 from biounet.model.unet import UNet
 
 __all__ = ["choose_tile", "predict"]
-
-#: the output extent (px per axis) that automatic tiles aim for, before fitting them to the image
-TARGET_OUTPUT = {2: 512, 3: 64}
-
-
-def choose_tile(
-    model: UNet | TrainedModel,
-    spatial: Sequence[int],
-    tile_shape: Sequence[int] | int | None = None,
-) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Input tile shape and stride (px per axis) for ``model`` on an image of shape ``spatial``.
-
-    For a valid (unpadded) network the stride is a multiple of ``2**depth``, which makes the
-    tiled result equal to one pass over the whole mirror-padded image. Without ``tile_shape``,
-    tiles are fitted to the image: the fewest tiles whose output reaches ``TARGET_OUTPUT`` px per
-    axis, shrunk to just cover the image, so little computed output falls outside it.
-    A given ``tile_shape`` is the network's input tile and must be valid.
-
-    Returns
-    -------
-    tile, stride : tuple of int
-        For a same-padded network the stride is unused (tiles are blended).
-    """
-    g = model.geometry
-    ndim = len(spatial)
-    if tile_shape is not None:
-        tile = int_tuple(tile_shape, "tile_shape", ndim)
-        for axis, n in enumerate(tile):
-            if not g.is_valid_size(n):
-                raise ValueError(f"tile_shape {tile}, axis {axis}: {g.invalid_size_message(n)}")
-        out = g.output_shape(tile)
-        stride = tuple(max(g.alignment, o // g.alignment * g.alignment) for o in out)
-        if any(o < g.alignment for o in out):
-            smallest = g.input_size_for_output(g.alignment)
-            raise ValueError(
-                f"tile_shape {tile} gives output tiles {out} smaller than the pooling grid "
-                f"({g.alignment} px); use tiles of at least {smallest} px"
-            )
-        return tile, stride
-    a = g.alignment
-    target = TARGET_OUTPUT.get(ndim, 64)
-    if g.padding == "same":
-        cap = max(a, target // a * a)
-        tile = tuple(min(cap, math.ceil(n / a) * a) for n in spatial)
-        return tile, tile
-    tiles: list[int] = []
-    strides: list[int] = []
-    max_stride = max(a, target // a * a)
-    for n in spatial:
-        count = math.ceil(n / max_stride)
-        step = math.ceil(n / count / a) * a  # aligned, and count * step >= n
-        tiles.append(g.input_size_for_output(step))
-        strides.append(step)
-    return tuple(tiles), tuple(strides)
 
 
 def _as_channels_first(image: Any, c: int, nd: int) -> Any:
@@ -255,7 +200,7 @@ def predict(
     tile, stride = choose_tile(net, tuple(image.shape[1:]), tile_shape)
     shard = None if out is None else Shard.from_env(out)  # ranks share the chunks of out
     if out is not None and factor == 1.0:  # tiles on the chunks of out
-        tile, stride = _chunk_tiles(net, out, tile, stride, tile_shape is None)
+        tile, stride = chunk_tiles(net, out, tile, stride, tile_shape is None)
     if shard is not None and backend == "auto":
         backend = "eager"  # every rank computes alike, as one process would
     if not 0.0 <= overlap < 1.0:
@@ -273,11 +218,11 @@ def predict(
             runner,
             image,
             tile_shape=tile,
-            margin=net.margin,
+            margin=net.margins,
             mode="crop" if net.config.padding == "valid" else "blend",
             stride=stride,
             overlap=overlap,
-            align=net.geometry.alignment,
+            align=net.geometry.alignments,
             transforms=transforms,
             out=out if factor == 1.0 else None,
             channels=net.config.num_classes,
@@ -287,21 +232,6 @@ def predict(
             shard=shard if factor == 1.0 else None,
         )
     return probs if factor == 1.0 else _back_to_grid(probs, spatial, out, shard)
-
-
-def _chunk_tiles(
-    net: UNet, out: Any, tile: tuple[int, ...], stride: tuple[int, ...], fitted: bool
-) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Fitted tiles of a valid network whose outputs fall on ``out``'s chunks (none straddle).
-
-    Then no two ranks compute one tile, and one process computes the same tiles as several.
-    """
-    chunks = spatial_chunks(out)
-    if chunks is None or not fitted or net.config.padding != "valid":
-        return tile, stride
-    g = net.geometry
-    stride = chunk_aligned_stride(stride, chunks, g.alignment)
-    return tuple(g.input_size_for_output(s) for s in stride), stride
 
 
 def _scale(model: UNet | TrainedModel, scale: float | None) -> float:

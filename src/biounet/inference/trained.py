@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from biounet.data.normalize import Normalizer
-from biounet.model.geometry import Geometry
+from biounet.model.shapes import ShapeGeometry
 from biounet.model.unet import UNet, UNetConfig
 
 if TYPE_CHECKING:  # post-processing (scipy, scikit-image) is imported where it is used
@@ -35,7 +35,7 @@ class TrainedModel:
         passes images unchanged.
     class_names : list of str
         One name per output class (empty when none were stored).
-    tile : int or None
+    tile : tuple of int or None
         The network input tile of training, px per axis: a good tile for prediction.
     source : Path or None
         The checkpoint it was read from.
@@ -48,15 +48,20 @@ class TrainedModel:
         The factor its training images were resampled by (``data.scale``; 1: not at all).
         ``predict`` resamples every image by it and brings the probabilities back to the
         image's own grid, so results are always in the image's pixels.
+    spacing : tuple of float or None
+        The voxel spacing of its training images per spatial axis (``(Z, Y, X)`` or
+        ``(Y, X)``, µm or the files' unit; only the ratios matter), which planned the
+        network's pooling; None: isotropic or unknown (checkpoints from before it was stored).
     """
 
     net: UNet
     normalizer: Normalizer | None = None
     class_names: list[str] = field(default_factory=list)
-    tile: int | None = None
+    tile: tuple[int, ...] | None = None
     source: Path | None = None
     instance_rule: InstanceRule | None = None
     scale: float = 1.0
+    spacing: tuple[float, ...] | None = None
 
     @property
     def config(self) -> UNetConfig:
@@ -64,8 +69,8 @@ class TrainedModel:
         return self.net.config
 
     @property
-    def geometry(self) -> Geometry:
-        """The network's size arithmetic (valid tiles, margin)."""
+    def geometry(self) -> ShapeGeometry:
+        """The network's size arithmetic per axis (valid tiles, margins)."""
         return self.net.geometry
 
     @property

@@ -41,11 +41,20 @@ def center_crop(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     return x[tuple(slices)]
 
 
+#: a size per spatial axis, or one for all
+Sizes = int | tuple[int, ...]
+
+
+def per_axis(value: Sizes, ndim: int) -> tuple[int, ...]:
+    """``value`` as one size per spatial axis."""
+    return (value,) * ndim if isinstance(value, int) else tuple(value)
+
+
 class ConvBlock(nn.Sequential):
     """``convs`` times: convolution -> normalisation -> ReLU.
 
     ``(N, C_in, *S) -> (N, C_out, *S')`` with ``S' = S - convs * (k - 1)`` for ``padding="valid"``
-    and ``S' = S`` for ``"same"``.
+    and ``S' = S`` for ``"same"``; ``kernel_size`` may differ per axis (1 along a coarse axis).
     """
 
     def __init__(
@@ -55,18 +64,19 @@ class ConvBlock(nn.Sequential):
         out_channels: int,
         *,
         convs: int = 2,
-        kernel_size: int = 3,
+        kernel_size: Sizes = 3,
         padding: str = "valid",
         norm: str = "none",
     ) -> None:
         layers: list[nn.Module] = []
-        pad = 0 if padding == "valid" else kernel_size // 2
+        kernel = per_axis(kernel_size, ndim)
+        pad = tuple(0 if padding == "valid" else k // 2 for k in kernel)
         for i in range(convs):
             layers.append(
                 conv_layer(ndim)(
                     in_channels if i == 0 else out_channels,
                     out_channels,
-                    kernel_size,
+                    kernel,
                     padding=pad,
                     bias=norm == "none",
                 )
@@ -77,11 +87,23 @@ class ConvBlock(nn.Sequential):
 
 
 class Down(nn.Sequential):
-    """2x2 max-pooling with stride 2, then a :class:`ConvBlock`: ``(N, C, *S) -> (N, C', *S')``."""
+    """2x2 max-pooling with stride 2, then a :class:`ConvBlock`: ``(N, C, *S) -> (N, C', *S')``.
 
-    def __init__(self, ndim: int, in_channels: int, out_channels: int, **block: int | str) -> None:
-        pool = {2: nn.MaxPool2d, 3: nn.MaxPool3d}[ndim](2)
-        super().__init__(pool, ConvBlock(ndim, in_channels, out_channels, **block))  # type: ignore[arg-type]
+    ``pool`` may differ per axis: 1 leaves a coarse axis alone.
+    """
+
+    def __init__(
+        self,
+        ndim: int,
+        in_channels: int,
+        out_channels: int,
+        *,
+        pool: Sizes = 2,
+        **block: Sizes | str,
+    ) -> None:
+        window = per_axis(pool, ndim)
+        pooling = {2: nn.MaxPool2d, 3: nn.MaxPool3d}[ndim](window, stride=window)
+        super().__init__(pooling, ConvBlock(ndim, in_channels, out_channels, **block))  # type: ignore[arg-type]
 
 
 class Up(nn.Module):
@@ -91,7 +113,8 @@ class Up(nn.Module):
     ``mode="transposed"`` is the paper's 2x2 up-convolution (a transposed convolution with
     stride 2); ``"nearest"`` and ``"linear"`` interpolate, then a 1x1 convolution halves the
     channels. With valid padding, ``"linear"`` drops one pixel per side after interpolating so
-    that no output depends on values beyond the map's border.
+    that no output depends on values beyond the map's border. ``factor`` may differ per axis:
+    1 along a coarse axis that the matching pooling left alone.
     """
 
     def __init__(
@@ -101,18 +124,22 @@ class Up(nn.Module):
         out_channels: int,
         *,
         mode: str = "transposed",
+        factor: Sizes = 2,
         convs: int = 2,
-        kernel_size: int = 3,
+        kernel_size: Sizes = 3,
         padding: str = "valid",
         norm: str = "none",
     ) -> None:
         super().__init__()
         self.mode = mode
-        self.crop_border = mode == "linear" and padding == "valid"
+        self.factor = per_axis(factor, ndim)
+        crop = mode == "linear" and padding == "valid"
+        # valid + linear: one pixel per side dropped along the axes that were interpolated
+        self.crop = tuple(slice(1, -1) if crop and f > 1 else slice(None) for f in self.factor)
         half = in_channels // 2
         if mode == "transposed":
             cls = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}[ndim]
-            self.up: nn.Module = cls(in_channels, half, kernel_size=2, stride=2)
+            self.up: nn.Module = cls(in_channels, half, self.factor, stride=self.factor)  # type: ignore[arg-type]
         elif mode in ("nearest", "linear"):
             self.up = conv_layer(ndim)(in_channels, half, kernel_size=1)
         else:
@@ -136,9 +163,9 @@ class Up(nn.Module):
         x = self.up(x)  # transposed: (N, C/2, *2S); interpolating: the 1x1 conv, (N, C/2, *S)
         if self.interp is not None:
             # a 1x1 convolution commutes with interpolation, so it runs first, on 4x fewer pixels
-            x = F.interpolate(x, scale_factor=2.0, mode=self.interp)
-            if self.crop_border:
-                x = x[(slice(None), slice(None)) + (slice(1, -1),) * (x.ndim - 2)]
+            size = tuple(n * f for n, f in zip(x.shape[2:], self.factor))
+            x = F.interpolate(x, size=size, mode=self.interp)
+            x = x[(slice(None), slice(None)) + self.crop]
         skip = center_crop(skip, tuple(x.shape[2:]))
         y: torch.Tensor = self.conv(torch.cat([skip, x], dim=1))  # (N, C/2, *S'')
         return y

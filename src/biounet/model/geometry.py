@@ -17,7 +17,12 @@ A ``same`` padded U-Net keeps the size; it needs sizes divisible by ``2**depth``
 same context as the valid network of the same topology; :attr:`Geometry.margin` reports it for
 both.
 
-All sizes are in pixels (voxels in 3D), per spatial axis; every axis follows the same arithmetic.
+All sizes are in pixels (voxels in 3D), per spatial axis. :class:`Geometry` is the arithmetic
+of one axis. An axis may be *coarse* for the first few levels (``coarse``; voxels 2.2x longer
+along z than across, say): there its convolutions have kernel 1 and the poolings after those
+levels leave it alone, as nnU-Net plans anisotropic data, so its alignment and margin are
+smaller. :class:`biounet.model.shapes.ShapeGeometry` holds one :class:`Geometry` per axis and
+answers for whole shapes.
 
 Examples
 --------
@@ -60,6 +65,10 @@ class Geometry:
         How the expanding path doubles the size. ``"linear"`` in a valid network crops one
         pixel per side after interpolating, because the border pixels of a linear interpolation
         depend on values outside the map.
+    coarse : int
+        Levels ``0 .. coarse - 1`` treat this axis as coarse: kernel 1 along it (no context,
+        no shrinking), and the poolings after them (and the up-samplings back) leave it
+        alone. In ``[0, depth]``; 0 (the default): the paper's arithmetic.
     """
 
     depth: int
@@ -67,6 +76,7 @@ class Geometry:
     convs_per_block: int = 2
     kernel_size: int = 3
     upsample: str = "transposed"
+    coarse: int = 0
 
     def __post_init__(self) -> None:
         check_nonnegative_int(self.depth, "depth")
@@ -77,12 +87,31 @@ class Geometry:
             raise ValueError(f"padding must be one of {PADDINGS}, got {self.padding!r}")
         if self.upsample not in UPSAMPLINGS:
             raise ValueError(f"upsample must be one of {UPSAMPLINGS}, got {self.upsample!r}")
+        if not 0 <= check_nonnegative_int(self.coarse, "coarse") <= self.depth:
+            raise ValueError(f"coarse levels must be in [0, depth={self.depth}], got {self.coarse}")
 
     # ------------------------------------------------------------------ per axis
     @property
     def alignment(self) -> int:
-        """The pooling grid, ``2**depth`` px: shifts by multiples of it commute with the net."""
-        return int(2**self.depth)
+        """The pooling grid, ``2**pools`` px: shifts by multiples of it commute with the net."""
+        return int(2**self.pools)
+
+    @property
+    def pools(self) -> int:
+        """How many poolings halve this axis: ``depth - coarse``."""
+        return self.depth - self.coarse
+
+    def pooled(self, level: int) -> bool:
+        """Whether the pooling into ``level`` (1..depth) halves this axis."""
+        return level > self.coarse
+
+    def kernel(self, level: int) -> int:
+        """The convolution kernel along this axis at ``level`` (1 while the axis is coarse)."""
+        return 1 if level < self.coarse else self.kernel_size
+
+    def _shrink(self, level: int) -> int:
+        """Pixels the convolutions of ``level`` remove along this axis (0 when same padded)."""
+        return 0 if self.padding == "same" else self.convs_per_block * (self.kernel(level) - 1)
 
     def trace(self, n: int) -> tuple[list[int], list[int]] | None:
         """Feature-map sizes for input size ``n``, or None if ``n`` is not valid.
@@ -95,26 +124,27 @@ class Geometry:
         ([568, 280, 136, 64, 28], [52, 100, 196, 388])
         """
         n = whole_px(n)
-        shrink = 0 if self.padding == "same" else self.convs_per_block * (self.kernel_size - 1)
         s = n
         down: list[int] = []
         for level in range(self.depth + 1):
-            if level:
+            if level and self.pooled(level):
                 if s % 2:
                     return None
                 s //= 2
-            s -= shrink
+            s -= self._shrink(level)
             if s < 1:
                 return None
             down.append(s)
         up: list[int] = []
-        for skip in reversed(down[:-1]):
-            # valid + linear: the interpolation's border pixel per side is dropped (blocks.Up)
-            s = 2 * s - (2 if self.upsample == "linear" and self.padding == "valid" else 0)
+        for level in reversed(range(self.depth)):
+            skip = down[level]
+            if self.pooled(level + 1):
+                # valid + linear: the interpolation's border pixel per side is dropped (blocks.Up)
+                s = 2 * s - (2 if self.upsample == "linear" and self.padding == "valid" else 0)
             # the skip map is centre-cropped to s: it must be at least as large, by an even amount
             if s < 1 or s > skip or (skip - s) % 2:
                 return None
-            s -= shrink
+            s -= self._shrink(level)
             if s < 1:
                 return None
             up.append(s)
@@ -122,12 +152,13 @@ class Geometry:
 
     def output_size(self, n: int) -> int:
         """Output size for input size ``n``; raises ValueError naming the nearest valid sizes."""
-        out = self._output_or_none(whole_px(n))
+        out = self.output_or_none(whole_px(n))
         if out is None:
             raise ValueError(self.invalid_size_message(n))
         return out
 
-    def _output_or_none(self, n: int) -> int | None:
+    def output_or_none(self, n: int) -> int | None:
+        """Output size for input size ``n`` px, or None where ``n`` is not valid."""
         sizes = self.trace(n) if n >= 1 else None
         if sizes is None:
             return None
@@ -135,7 +166,7 @@ class Geometry:
 
     def is_valid_size(self, n: int) -> bool:
         """Whether an input of ``n`` px along an axis passes through the network."""
-        return self._output_or_none(whole_px(n)) is not None
+        return self.output_or_none(whole_px(n)) is not None
 
     @property
     def min_input_size(self) -> int:
@@ -159,7 +190,12 @@ class Geometry:
             self
             if self.padding == "valid"
             else Geometry(
-                self.depth, "valid", self.convs_per_block, self.kernel_size, self.upsample
+                self.depth,
+                "valid",
+                self.convs_per_block,
+                self.kernel_size,
+                self.upsample,
+                self.coarse,
             )
         )
         n = g.min_input_size
@@ -214,13 +250,14 @@ class Geometry:
         below, above = self.nearest_valid_sizes(n)
         near = f"{below} or {above}" if below is not None and below != above else f"{above}"
         rule = (
-            f"a multiple of {self.alignment} (2**depth)"
+            f"a multiple of {self.alignment} (2**{'depth' if not self.coarse else 'poolings'})"
             if self.padding == "same"
             else "a size whose every pooling input is even and whose output is at least 1 px"
         )
+        coarse = f", coarse for {self.coarse} level(s)" if self.coarse else ""
         return (
             f"size {n} px is not valid for this U-Net (depth {self.depth}, {self.padding} "
-            f"padding; it needs {rule}); the nearest valid sizes are {near}"
+            f"padding{coarse}; it needs {rule}); the nearest valid sizes are {near}"
         )
 
     # ------------------------------------------------------------------ whole shapes
@@ -229,7 +266,7 @@ class Geometry:
         out = []
         items = int_tuple(shape, "shape")
         for axis, n in enumerate(items):
-            o = self._output_or_none(n)
+            o = self.output_or_none(n)
             if o is None:
                 raise ValueError(f"axis {axis} of shape {items}: {self.invalid_size_message(n)}")
             out.append(o)

@@ -13,6 +13,13 @@
 ``narrow3d``
     A 3D U-Net for volumes: depth 3, widths 16-128, unpadded 3x3x3 convolutions, batch norm
     (margin 44 voxels; 132^3 in -> 44^3 out is the smallest tile above 128).
+``compact3d``
+    The 3D network of the ``cpu3d`` training preset: depth 3, widths 16-128, *same* padded
+    3x3x3 convolutions, batch norm, blended tiles. Valid padding would cost 44 voxels of
+    context per side, more than many stacks are deep (a 100^3 tile gives 12^3 outputs); same
+    padding gives an output per input voxel, and Gaussian-blended overlapping tiles hide the
+    zero padding at tile borders. Coarse axes are planned from the voxel spacing at training
+    (:mod:`biounet.model.plan`).
 """
 
 from __future__ import annotations
@@ -76,5 +83,20 @@ PRESETS: dict[str, Preset] = {
             upsample="transposed",
         ),
         tile=132,
+    ),
+    "compact3d": Preset(
+        "a 3D U-Net for CPUs: depth 3, widths 16..128, same-padded 3x3x3 convs, batch norm",
+        dict(
+            in_channels=1,
+            num_classes=2,
+            ndim=3,
+            depth=3,
+            base_width=16,
+            padding="same",
+            norm="batch",
+            dropout=0.1,
+            upsample="transposed",
+        ),
+        tile=96,
     ),
 }

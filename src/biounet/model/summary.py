@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from biounet.model.geometry import Geometry
@@ -16,12 +18,13 @@ def flops_per_output_pixel(model: UNet, tile: int) -> float:
     """
     from torch.utils.flop_counter import FlopCounterMode
 
+    shape = model.geometry.valid_shape(tile)  # a coarse axis may need another size
     with torch.device("meta"):
         meta = UNet.from_config(model.config)
-        x = torch.empty(1, model.config.in_channels, *(tile,) * model.ndim)
+        x = torch.empty(1, model.config.in_channels, *shape)
         with FlopCounterMode(display=False) as counter:
             meta(x)
-    out = model.geometry.output_size(tile) ** model.ndim
+    out = math.prod(model.geometry.output_shape(shape))
     return float(counter.get_total_flops() / out)
 
 
@@ -66,7 +69,7 @@ def describe_model(
     side of an output tile aligned to the ``2**depth`` pooling grid (what tiling needs), not a
     single pixel's receptive field, which depends on the pixel's pooling phase.
     """
-    c, g = model.config, model.geometry
+    c, g = model.config, model.geometry.axes[-1]  # the last axis is never coarse
     widths = [c.base_width * 2**level for level in range(c.depth + 1)]
     tile = g.nearest_valid_sizes(near)[1]
     trace = g.trace(tile)
@@ -101,6 +104,13 @@ def describe_model(
     )
     lines.append(f"  valid tile sizes near {near} (input->output): {listed}")
     lines.append(f"  tile strides for seamless tiling: multiples of {g.alignment} {px} (2**depth)")
+    for axis, a in enumerate(model.geometry.axes):
+        if a.coarse:
+            lines.append(
+                f"  axis {axis} is coarse for {a.coarse} level(s) (kernel 1, not pooled): margin "
+                f"{a.margin}, pooling grid {a.alignment}, valid sizes near {near}: "
+                f"{a.nearest_valid_sizes(near)}"
+            )
     if flops:
         f = flops_per_output_pixel(model, tile)
         lines.append(

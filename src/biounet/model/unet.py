@@ -14,6 +14,7 @@ from biounet.core.checks import check_positive_int, look_up
 from biounet.model.blocks import NORMS, ConvBlock, Down, Up
 from biounet.model.geometry import PADDINGS, UPSAMPLINGS, Geometry
 from biounet.model.presets import PRESETS
+from biounet.model.shapes import ShapeGeometry
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,12 @@ class UNetConfig:
         Convolutions per level (the paper: 2).
     kernel_size : int
         Convolution kernel size (the paper: 3).
+    coarse_levels : tuple of int
+        Per spatial axis, the number of first levels at which that axis is coarse (its voxels
+        at least twice as long as the finest axis's at that level): kernel 1 along it and no
+        pooling, until pooling the other axes has caught up (see
+        :func:`biounet.model.plan.coarse_levels`, which plans it from the voxel spacing).
+        Empty or all 0 (the default): every axis alike.
     """
 
     in_channels: int = 1
@@ -58,6 +65,7 @@ class UNetConfig:
     upsample: str = "transposed"
     convs_per_block: int = 2
     kernel_size: int = 3
+    coarse_levels: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("in_channels", "num_classes", "base_width", "convs_per_block"):
@@ -70,19 +78,29 @@ class UNetConfig:
         look_up(self.upsample, UPSAMPLINGS, "upsample")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        # raises for a bad depth or kernel size
+        levels = tuple(int(c) for c in self.coarse_levels)
+        if levels and len(levels) != self.ndim:
+            raise ValueError(
+                f"coarse_levels {self.coarse_levels} must give one number per spatial axis "
+                f"({self.ndim}), or none"
+            )
+        object.__setattr__(self, "coarse_levels", levels if any(levels) else ())
+        # raises for a bad depth, kernel size or coarse level
         self.geometry  # noqa: B018
 
     @property
-    def geometry(self) -> Geometry:
-        """The size arithmetic of this architecture."""
-        return Geometry(
+    def geometry(self) -> ShapeGeometry:
+        """The size arithmetic of this architecture, per spatial axis."""
+        g = Geometry(
             self.depth, self.padding, self.convs_per_block, self.kernel_size, self.upsample
         )
+        return ShapeGeometry.of(g, ndim=self.ndim, coarse=self.coarse_levels)
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain dict (JSON/YAML-ready)."""
-        return asdict(self)
+        """A plain dict (JSON/YAML-ready: ``coarse_levels`` is a list)."""
+        d = asdict(self)
+        d["coarse_levels"] = list(self.coarse_levels)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UNetConfig:
@@ -114,23 +132,33 @@ class UNet(nn.Module):
         cfg = UNetConfig(in_channels=in_channels, num_classes=num_classes, **options)
         self.config = cfg
         self.geometry = cfg.geometry
+        axes = self.geometry.axes
         block: dict[str, Any] = {
             "convs": cfg.convs_per_block,
-            "kernel_size": cfg.kernel_size,
             "padding": cfg.padding,
             "norm": cfg.norm,
         }
+
+        def kernel(level: int) -> tuple[int, ...]:
+            return tuple(a.kernel(level) for a in axes)
+
+        def pool(level: int) -> tuple[int, ...]:  # the pooling into ``level``
+            return tuple(2 if a.pooled(level) else 1 for a in axes)
+
         widths = [cfg.base_width * 2**level for level in range(cfg.depth + 1)]
-        self.inc = ConvBlock(cfg.ndim, cfg.in_channels, widths[0], **block)
+        self.inc = ConvBlock(cfg.ndim, cfg.in_channels, widths[0], kernel_size=kernel(0), **block)
         self.downs = nn.ModuleList(
-            Down(cfg.ndim, widths[i], widths[i + 1], **block) for i in range(cfg.depth)
-        )
+            Down(cfg.ndim, widths[i], widths[i + 1], pool=pool(i + 1), kernel_size=kernel(i + 1),
+                 **block)
+            for i in range(cfg.depth)
+        )  # fmt: skip
         # the paper: "drop-out layers at the end of the contracting path"
         self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
         self.ups = nn.ModuleList(
-            Up(cfg.ndim, widths[i + 1], widths[i], mode=cfg.upsample, **block)
+            Up(cfg.ndim, widths[i + 1], widths[i], mode=cfg.upsample, factor=pool(i + 1),
+               kernel_size=kernel(i), **block)
             for i in reversed(range(cfg.depth))
-        )
+        )  # fmt: skip
         conv = nn.Conv2d if cfg.ndim == 2 else nn.Conv3d
         self.head = conv(widths[0], cfg.num_classes, kernel_size=1)
         self.reset_parameters()
@@ -183,8 +211,15 @@ class UNet(nn.Module):
         """Context per side, px, of an output tile on the ``2**depth`` grid (paper: 92).
 
         See :attr:`biounet.model.Geometry.margin`; it is not a single pixel's receptive field.
+        A network with a coarse axis has one per axis (:attr:`margins`, what tiling needs);
+        this is then the largest of them.
         """
-        return self.geometry.margin
+        return max(self.margins)
+
+    @property
+    def margins(self) -> tuple[int, ...]:
+        """Context per side, px, per spatial axis (see :attr:`margin`)."""
+        return self.geometry.margins
 
     def output_shape(self, input_shape: Sequence[int]) -> tuple[int, ...]:
         """Spatial output shape for a spatial input shape (ValueError if not valid)."""
@@ -195,9 +230,9 @@ class UNet(nn.Module):
         """Whether a spatial input shape passes through the network."""
         return len(input_shape) == self.ndim and self.geometry.is_valid_shape(input_shape)
 
-    def nearest_valid_sizes(self, n: int) -> tuple[int | None, int]:
-        """The valid input sizes nearest to ``n`` px (below or None, above), per axis."""
-        return self.geometry.nearest_valid_sizes(n)
+    def nearest_valid_sizes(self, n: int, axis: int = -1) -> tuple[int | None, int]:
+        """The valid input sizes nearest to ``n`` px along ``axis`` (below or None, above)."""
+        return self.geometry.axes[axis].nearest_valid_sizes(n)
 
     def count_parameters(self, trainable_only: bool = False) -> int:
         """Number of parameters."""
@@ -245,6 +280,7 @@ class UNet(nn.Module):
             f"ndim={c.ndim}, in_channels={c.in_channels}, num_classes={c.num_classes}, "
             f"depth={c.depth}, base_width={c.base_width}, padding={c.padding!r}, "
             f"norm={c.norm!r}, dropout={c.dropout}, upsample={c.upsample!r}"
+            + (f", coarse_levels={c.coarse_levels}" if c.coarse_levels else "")
         )
 
 

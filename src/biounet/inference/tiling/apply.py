@@ -36,7 +36,7 @@ def tile_apply(
     mode: str = "crop",
     stride: Sequence[int] | None = None,
     overlap: float = 0.5,
-    align: int = 1,
+    align: int | Sequence[int] = 1,
     transforms: Sequence[Transform] | None = None,
     out: Any = None,
     channels: int | None = None,
@@ -72,8 +72,8 @@ def tile_apply(
         tile).
     overlap : float
         ``"blend"``: overlap of neighbouring tiles as a fraction of the tile.
-    align : int
-        ``"blend"``: tile starts are multiples of this many px (see
+    align : int or sequence of int
+        ``"blend"``: tile starts are multiples of this many px, per axis or one for all (see
         :func:`~biounet.inference.tiling.plans.plan_blend`).
     transforms : sequence of Transform, optional
         Test-time augmentation: the result is the mean over the transforms.

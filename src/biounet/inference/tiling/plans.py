@@ -145,8 +145,8 @@ class TileLayout:
         Distance between tiles (crop mode).
     overlap : float
         Overlap of neighbouring tiles as a fraction of the tile (blend mode).
-    align : int
-        Tile starts are multiples of this many px (blend mode).
+    align : tuple of int
+        Tile starts are multiples of this many px per axis (blend mode).
     """
 
     mode: str
@@ -155,7 +155,7 @@ class TileLayout:
     margin: tuple[int, ...]
     stride: tuple[int, ...]
     overlap: float
-    align: int
+    align: tuple[int, ...]
 
     @classmethod
     def checked(
@@ -166,20 +166,21 @@ class TileLayout:
         mode: str,
         stride: object,
         overlap: float,
-        align: int,
+        align: object,
     ) -> TileLayout:
         """The layout for ``ndim`` spatial axes, or TypeError/ValueError naming the argument."""
         in_tile = int_tuple(tile_shape, "tile_shape", ndim)
         margins = int_tuple(margin, "margin", ndim)
+        aligns = int_tuple(align, "align", ndim)
         if mode not in MODES:
             raise ValueError(f"mode must be 'crop' or 'blend', got {mode!r}")
         if mode == "blend":
-            return cls(mode, in_tile, in_tile, margins, in_tile, overlap, align)
+            return cls(mode, in_tile, in_tile, margins, in_tile, overlap, aligns)
         out_tile = tuple(t - 2 * m for t, m in zip(in_tile, margins))
         if min(out_tile) < 1:
             raise ValueError(f"tile_shape {in_tile} leaves no output with margin {margins}")
         strides = int_tuple(stride, "stride", ndim) if stride is not None else out_tile
-        return cls(mode, in_tile, out_tile, margins, strides, overlap, align)
+        return cls(mode, in_tile, out_tile, margins, strides, overlap, aligns)
 
     def axes(self, g: Transform, spatial: Sequence[int]) -> list[list[AxisTile]]:
         """The tiles along each axis of ``g(image)``, for an image of spatial shape ``spatial``."""
@@ -187,8 +188,8 @@ class TileLayout:
         if self.mode == "crop":
             go, gs, gm = g.shape(self.out_tile), g.shape(self.stride), g.shape(self.margin)
             return [plan_crop(n, o, s, m) for n, o, s, m in zip(gshape, go, gs, gm)]
-        gtile = g.shape(self.in_tile)
-        return [plan_blend(n, t, self.overlap, self.align) for n, t in zip(gshape, gtile)]
+        gtile, galign = g.shape(self.in_tile), g.shape(self.align)
+        return [plan_blend(n, t, self.overlap, a) for n, t, a in zip(gshape, gtile, galign)]
 
     def jobs(self, g: Transform, spatial: Sequence[int]) -> list[Job]:
         """Every tile of ``g(image)``: the product of the tiles along its axes."""
