@@ -156,12 +156,13 @@ def test_data_path_relative_to_the_run(tmp_path: Path, run: Path) -> None:
     assert len(images_of(page, "panel")) == 4
 
 
-def test_3d_run_shows_the_middle_slice(tmp_path: Path) -> None:
+def test_3d_run_shows_orthogonal_views(tmp_path: Path) -> None:
     run3 = train(tmp_path, (12, 40, 40))
     page = write_report(run3, n_gallery=1).read_text()
     panels = images_of(page, "panel")
-    assert len(panels) == 4 and all(im.size == (40, 40) for im in panels.values())
-    assert "slice z = 6" in page
+    # YX plane 40 x 40, a 2 px gap, then the ZY / ZX planes 12 px (no spacing: no stretch)
+    assert len(panels) == 4 and all(im.size == (54, 54) for im in panels.values())
+    assert "orthogonal views at z = " in page
 
 
 def test_not_a_run_folder(tmp_path: Path) -> None:

@@ -44,8 +44,8 @@ def write_report(
         The HTML file to write (atomically); default ``RUN/report.html``.
     n_gallery : int
         Validation images (training images when there are none) shown in the gallery; each is
-        segmented on a central crop of at most 512 px per axis (128 px in 3D, where the middle
-        slice is shown).
+        segmented on a central crop of at most 512 px per axis (128 px in 3D, shown as
+        orthogonal views through its densest true foreground).
     device : str
         Where the gallery's predictions run: ``"cpu"``, ``"cuda"``, ``"auto"``, ... The model
         is read on the CPU and moved there for predicting.

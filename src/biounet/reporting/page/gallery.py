@@ -1,8 +1,14 @@
 """The report's gallery: a few images with four panels each (input, truth, prediction, weights).
 
 Each image is segmented on a central crop (at most :data:`CROP` px per axis), normalised with
-the whole image's statistics; a 3D image shows its middle slice. For instance annotations the
-truth and the prediction are drawn as instance outlines.
+the whole image's statistics. For instance annotations the truth and the prediction are drawn
+as instance outlines.
+
+A 3D crop is shown as orthogonal views (:func:`~biounet.reporting.pictures.orthoview`): in
+each panel its YX plane with the ZX plane below and the ZY plane to the right, cut through
+the voxel of densest true foreground (the centre when there is none), z stretched by the
+voxel spacing's anisotropy (the model's, else ``data.spacing``) so that objects look round.
+Tints and outlines are drawn per plane; the scores are those of the whole 3D crop.
 """
 
 from __future__ import annotations
@@ -25,7 +31,14 @@ from biounet.inference.postprocess import instances
 from biounet.inference.trained import TrainedModel
 from biounet.metrics import ConfusionMatrix
 from biounet.reporting.page.markup import esc, img_tag, png_uri
-from biounet.reporting.pictures import display_scale, overlay
+from biounet.reporting.pictures import (
+    densest_point,
+    display_scale,
+    ortho_compose,
+    ortho_planes,
+    overlay,
+    z_stretch,
+)
 from biounet.train import split
 
 __all__ = ["CROP", "gallery_section"]
@@ -36,7 +49,10 @@ CROP = {2: 512, 3: 128}
 
 @dataclasses.dataclass
 class _Shown:
-    """One gallery image as shown: 2D arrays ``(C, Y, X)`` / ``(Y, X)`` and its caption."""
+    """One gallery image as segmented: arrays ``(C, *S)`` / ``(*S)``, its caption and scores.
+
+    ``objects`` are the true and predicted object counts (for instance annotations).
+    """
 
     name: str
     note: str
@@ -45,6 +61,7 @@ class _Shown:
     pred: np.ndarray
     weights: np.ndarray
     iou: float
+    objects: tuple[int, int]
 
 
 def gallery_section(
@@ -99,11 +116,19 @@ def gallery_section(
         )
     ]
     is_inst = d.annotation == "instances"
-    rows = [_sample_html(i, item, is_inst, colour) for i, item in enumerate(shown)]
+    stretch = z_stretch(model.spacing if model.spacing is not None else d.spacing)
+    rows = [_sample_html(i, item, is_inst, colour, stretch) for i, item in enumerate(shown)]
     bar = (cmap(np.linspace(0, 1, 256))[None, :, :3] * 255).round().astype(np.uint8)
+    ortho = (
+        " 3D: orthogonal views, YX plane at the top left, ZX below it, ZY (z to the right) "
+        "beside it; thin magenta lines mark where the other planes cut"
+        + (f", z drawn {stretch}× for the voxel spacing." if stretch > 1 else ".")
+        if d.ndim == 3
+        else ""
+    )
     legend = (
         f"<p>{len(rows)} {which} image(s); overlays: objects tinted, "
-        f"{'each instance outlined' if is_inst else 'outlines'} in yellow. Weight map: "
+        f"{'each instance outlined' if is_inst else 'outlines'} in yellow.{ortho} Weight map: "
         f"0 {img_tag(png_uri(bar), 'weight colour scale', 'colorbar', 'colorbar')} "
         f"{vmax:.3g}</p>"
     )
@@ -143,7 +168,7 @@ def _segment(
     d: DataConfig,
     predict_kw: dict[str, Any],
 ) -> _Shown:
-    """Predict one prepared crop ``t`` and score it; a 3D crop is shown by its middle slice."""
+    """Predict one prepared crop ``t`` and score it (the whole crop, 2D or 3D)."""
     probs = predictor.predict(model, t.image, normalize=False, **predict_kw)  # (K, *S)
     pred = probs.argmax(0)
     cm = ConfusionMatrix(d.num_classes)
@@ -152,29 +177,37 @@ def _segment(
     if d.annotation == "instances" and crop.annotation is not None:
         truth = np.where(t.classes < 0, 0, crop.annotation).astype(np.int64)
         pred = instances(probs)
-    img, w = t.image, t.weights
-    if d.ndim == 3:  # the middle slice
-        z = img.shape[1] // 2
-        img, truth, pred, w = img[:, z], truth[z], pred[z], w[z]
-        note += f", slice z = {z}"
-    return _Shown(crop.name, note, img, truth, pred, w, float(cm.scores()["iou"]))
+    if d.ndim == 3:  # the distinct labels of the whole crop
+        objects = (len(np.unique(truth[truth > 0])), len(np.unique(pred[pred > 0])))
+    else:
+        objects = (int(truth.max()), int(pred.max()))
+    iou = float(cm.scores()["iou"])
+    return _Shown(crop.name, note, t.image, truth, pred, t.weights, iou, objects)
 
 
 def _sample_html(
-    i: int, item: _Shown, is_inst: bool, colour: Callable[[np.ndarray], np.ndarray]
+    i: int,
+    item: _Shown,
+    is_inst: bool,
+    colour: Callable[[np.ndarray], np.ndarray],
+    stretch: int,
 ) -> str:
-    """The ``i``-th gallery entry: the name, four panels and a caption with the scores."""
-    panels = [
-        ("input", "input", _grey(item.image)),
-        ("truth", "ground truth", overlay(item.image, item.truth, instances=is_inst)),
-        ("prediction", "prediction", overlay(item.image, item.pred, instances=is_inst)),
-        ("weights", "weight map", colour(item.weights)),
-    ]
-    counts = (
-        f"; objects: {int(item.truth.max())} true, {int(item.pred.max())} predicted"
-        if is_inst
-        else ""
-    )
+    """The ``i``-th gallery entry: the name, four panels and a caption with the scores.
+
+    A 3D item is drawn as orthogonal views, its z stretched ``stretch`` times.
+    """
+    note = item.note
+    if item.truth.ndim == 3:
+        panels, at = _ortho_panels(item, is_inst, colour, stretch)
+        note += ", orthogonal views at z = {}, y = {}, x = {}".format(*at)
+    else:
+        panels = [
+            ("input", "input", _grey(item.image)),
+            ("truth", "ground truth", overlay(item.image, item.truth, instances=is_inst)),
+            ("prediction", "prediction", overlay(item.image, item.pred, instances=is_inst)),
+            ("weights", "weight map", colour(item.weights)),
+        ]
+    counts = f"; objects: {item.objects[0]} true, {item.objects[1]} predicted" if is_inst else ""
     figs = "".join(
         f"<figure>{img_tag(png_uri(a), f'{item.name}: {text}', f'panel panel-{k}', f'g{i}-{k}')}"
         f"<figcaption>{text}</figcaption></figure>"
@@ -182,12 +215,43 @@ def _sample_html(
     )
     return (
         f'<div class="sample"><h3>{esc(item.name)}</h3><div class="panels">{figs}</div>'
-        f'<p class="cap">{esc(item.note)}; pixel IoU {item.iou:.3f}{counts}</p></div>'
+        f'<p class="cap">{esc(note)}; pixel IoU {item.iou:.3f}{counts}</p></div>'
     )
 
 
+def _ortho_panels(
+    item: _Shown, is_inst: bool, colour: Callable[[np.ndarray], np.ndarray], stretch: int
+) -> tuple[list[tuple[str, str, np.ndarray]], tuple[int, ...]]:
+    """The four panels of a 3D item as orthogonal views, and the voxel ``(z, y, x)`` they cut.
+
+    The planes cut where the true foreground is densest (smoothed over about 4 px, fewer
+    planes along a coarse z). The input is scaled for viewing as a whole volume; tints and
+    outlines are drawn on each plane, then the planes are stretched and put together.
+    """
+    at = densest_point(item.truth, sigma=(max(4.0 / stretch, 1.0), 4.0, 4.0))
+    volume = display_scale(item.image[0])  # (Z, Y, X) in [0, 1]
+    grey = _grey(item.image)
+    rgb = np.repeat(grey[..., None], 3, axis=-1) if grey.ndim == 3 else grey  # coloured guides
+
+    def view(planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+        return ortho_compose(planes, at, stretch=stretch)
+
+    def drawn(labels: np.ndarray) -> np.ndarray:
+        pairs = zip(ortho_planes(volume, at), ortho_planes(labels, at))
+        a, b, c = (overlay(im, lab, instances=is_inst, scaled=True) for im, lab in pairs)
+        return view((a, b, c))
+
+    panels = [
+        ("input", "input", view(ortho_planes(rgb, at))),
+        ("truth", "ground truth", drawn(item.truth)),
+        ("prediction", "prediction", drawn(item.pred)),
+        ("weights", "weight map", view(ortho_planes(colour(item.weights), at))),
+    ]
+    return panels, at
+
+
 def _grey(x: np.ndarray) -> np.ndarray:
-    """``(C, Y, X)`` float image as uint8 ``(Y, X)`` grey (channel 0) or ``(Y, X, 3)`` RGB."""
+    """``(C, *S)`` float image as uint8 ``(*S)`` grey (channel 0) or ``(*S, 3)`` RGB."""
     a = np.moveaxis(x[:3], 0, -1) if x.shape[0] == 3 else x[0]
     out: np.ndarray = (display_scale(a) * 255).round().astype(np.uint8)
     return out
