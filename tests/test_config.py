@@ -13,6 +13,21 @@ from biounet.config import (
 )
 
 
+def test_cpu_and_gpu_presets_become_volume_presets_for_volumes(tmp_path) -> None:
+    vol = build_config("cpu", data={"ndim": 3})
+    assert vol.preset == "cpu3d" and vol.model == {"preset": "compact3d"}
+    assert vol.weights.max_class_weight == 10.0 and vol.unet_config().padding == "same"
+    assert build_config("gpu", overrides=[parse_override("data.ndim=3")]).preset == "gpu3d"
+    (tmp_path / "c.yaml").write_text("data:\n  ndim: 3\n")
+    assert build_config("cpu", tmp_path / "c.yaml").preset == "cpu3d"  # from a file too
+    # the last word on ndim counts; other presets stay as asked
+    assert build_config("cpu", tmp_path / "c.yaml", data={"ndim": 2}).preset == "cpu"
+    assert build_config("ronneberger2015", data={"ndim": 3}).preset == "ronneberger2015"
+    assert build_config("cpu3d").data.ndim == 3 and build_config("gpu3d").amp == "bf16"
+    with pytest.raises(ValueError, match="max_class_weight must be 0"):
+        build_config("cpu", weights={"max_class_weight": 0.5})
+
+
 def test_presets_and_overrides() -> None:
     paper = build_config("ronneberger2015")
     assert (
@@ -22,7 +37,7 @@ def test_presets_and_overrides() -> None:
     assert (paper.weights.w0, paper.weights.sigma, paper.augment.elastic_sigma) == (10.0, 5.0, 10.0)
     gpu = build_config("gpu")
     assert gpu.amp == "bf16" and gpu.optim.name == "adamw" and gpu.loss.dice > 0
-    assert set(TRAIN_PRESETS) == {"ronneberger2015", "cpu", "gpu"}
+    assert set(TRAIN_PRESETS) == {"ronneberger2015", "cpu", "gpu", "cpu3d", "gpu3d"}
     cfg = build_config(
         "cpu",
         overrides=[parse_override("optim.lr=0.5"), parse_override("augment.scale=[0.8, 1.2]")],

@@ -59,8 +59,15 @@ def test_the_rule_follows_the_sizes_of_the_training_objects() -> None:
 def test_round_trip_and_bad_values() -> None:
     rule = InstanceRule.from_sizes(sizes_of_radius(10), "three_class")
     d = rule.to_dict()
-    assert set(d) == {"target", "min_size", "h", "fill_holes", "source", "threshold"}
+    assert set(d) == {"target", "min_size", "h", "fill_holes", "source", "threshold", "spacing"}
     assert InstanceRule.from_dict(d) == rule
+    voxels = InstanceRule("three_class", h=2.0, spacing=(2.2, 1, 1))
+    assert voxels.to_dict()["spacing"] == [2.2, 1.0, 1.0]
+    assert (
+        InstanceRule.from_dict(voxels.to_dict()) == voxels and "voxel spacing" in voxels.describe()
+    )
+    with pytest.raises(ValueError, match="rule spacing"):
+        InstanceRule(spacing=(0, 1))
     # a rule stored before the threshold was part of it reads with the default 0.5
     old = {k: v for k, v in d.items() if k != "threshold"}
     assert InstanceRule.from_dict(old).threshold == 0.5

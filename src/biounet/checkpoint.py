@@ -8,7 +8,11 @@ A checkpoint is a ``torch.save`` file of plain types (loadable with ``weights_on
     The network (:class:`~biounet.model.unet.UNetConfig` fields and weights, unwrapped from
     DDP and ``torch.compile``).
 ``normalize``, ``class_names``, ``tile``
-    What prediction needs: the intensity normalisation, the names of the classes, the tile.
+    What prediction needs: the intensity normalisation, the names of the classes, the training
+    tile (px per axis; older checkpoints: one number for all).
+``spacing`` (optional)
+    The voxel spacing per spatial axis that planned the network (``data.spacing`` or the
+    training images' metadata); absent or None: isotropic or unknown.
 ``scale`` (optional)
     The factor images are resampled by before the network sees them (``data.scale``); absent
     (checkpoints written before it was stored): 1.
@@ -38,6 +42,7 @@ from typing import Any
 import torch
 
 from biounet._version import __version__
+from biounet.core.checks import check_spacing
 from biounet.core.device import resolve_device
 from biounet.core.files import atomic_path, disk_full
 from biounet.data.normalize import Normalizer
@@ -258,6 +263,24 @@ def instance_entry(ck: dict[str, Any]) -> tuple[InstanceRule | None, ObjectSizes
         ) from e
 
 
+def _tile_of(tile: Any, ndim: int) -> tuple[int, ...] | None:
+    """The stored training tile per axis (older checkpoints store one number for all)."""
+    if not tile:
+        return None
+    return tuple(int(t) for t in tile) if isinstance(tile, list | tuple) else (int(tile),) * ndim
+
+
+def _spacing_of(ck: dict[str, Any], ndim: int) -> tuple[float, ...] | None:
+    """The checkpoint's ``spacing`` entry (None when absent); a bad one is an error."""
+    spacing = ck.get("spacing")
+    if spacing is None:
+        return None
+    try:
+        return check_spacing(spacing, ndim, "spacing")
+    except ValueError as e:
+        raise ValueError(f"{ck.get('path', 'checkpoint')}: its 'spacing' entry: {e}") from e
+
+
 def _scale_of(ck: dict[str, Any]) -> float:
     """The checkpoint's ``scale`` entry (1 when absent); anything but a number > 0 is an error."""
     scale = ck.get("scale", 1.0)
@@ -289,9 +312,10 @@ def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") ->
         net=net,
         normalizer=Normalizer.from_dict(ck["normalize"]) if ck.get("normalize") else None,
         class_names=list(ck.get("class_names") or []),
-        tile=int(tile[0] if isinstance(tile, list | tuple) else tile) if tile else None,
+        tile=_tile_of(tile, net.ndim),
         source=Path(ck["path"]),
         instance_rule=instance_entry(ck)[0],
         scale=_scale_of(ck),
+        spacing=_spacing_of(ck, net.ndim),
     )
     return model.to(dev).eval()

@@ -98,10 +98,14 @@ def describe_checkpoint(
         "on the image's own grid (data.scale)"
         if model.scale != 1.0
         else "  scale: 1 (images used on their own grid)",
+        f"  voxel spacing: {list(model.spacing)} (planned the network: coarse levels "
+        f"{list(model.config.coarse_levels) or 'none'})"
+        if model.spacing is not None
+        else "  voxel spacing: none stored (isotropic or unknown)",
         *instance_lines(ck),
     ]
     default = 572 if model.ndim == 2 else 132
-    near = near if near is not None else model.tile or default
+    near = near if near is not None else (model.tile[-1] if model.tile else default)
     body = describe_model(
         model.net, f"{ck['path']}: a trained U-Net", near=near, count=count, flops=flops
     )

@@ -126,7 +126,12 @@ def add_train(sub: Verbs, parent: argparse.ArgumentParser) -> None:
         "data", metavar="DATA", nargs="?", help="dataset folder (not needed with --resume)"
     )
     p.add_argument("--out", metavar="RUN", help="run folder to create (or resume)")
-    p.add_argument("--preset", default=None, help="ronneberger2015, cpu or gpu (default: cpu)")
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="ronneberger2015, cpu, gpu, cpu3d or gpu3d (default: cpu; cpu and gpu "
+        "become cpu3d and gpu3d with --set data.ndim=3)",
+    )
     p.add_argument("--config", metavar="FILE", help="YAML file of settings over the preset")
     p.add_argument("--iterations", type=int, metavar="N")
     p.add_argument(

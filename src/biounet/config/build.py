@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from biounet.config.coerce import config_from_dict, to_dict
-from biounet.config.presets import TRAIN_PRESETS
+from biounet.config.presets import TRAIN_PRESETS, VOLUME_PRESETS
 from biounet.config.schema import TrainConfig
 from biounet.core.checks import look_up
 from biounet.core.files import atomic_path
@@ -59,13 +59,20 @@ def build_config(
 
     ``settings`` are top-level keys, nested sections as dicts, e.g.
     ``build_config("cpu", data={"path": "DATA"}, max_minutes=5)``; unknown keys get a
-    did-you-mean.
+    did-you-mean. The presets ``cpu`` and ``gpu`` are dimension-aware: when the settings
+    over them ask for volumes (``data.ndim: 3``), they start from ``cpu3d`` / ``gpu3d``.
+
+    >>> build_config("cpu", data={"ndim": 3}).preset
+    'cpu3d'
     """
     name = look_up(preset, list(TRAIN_PRESETS), "training preset")
+    layers = [_read_yaml(file)] if file is not None else []
+    layers += [*(overrides or []), settings]
+    ndims = [o["data"]["ndim"] for o in layers if "ndim" in (o.get("data") or {})]
+    if ndims and ndims[-1] == 3 and name in VOLUME_PRESETS:
+        name = VOLUME_PRESETS[name]
     d: dict[str, Any] = merge({"preset": name}, TRAIN_PRESETS[name])
-    if file is not None:
-        d = merge(d, _read_yaml(file))
-    for o in [*(overrides or []), settings]:
+    for o in layers:
         d = merge(d, o)
     return config_from_dict(d)
 

@@ -56,6 +56,13 @@ class DataConfig:
         :data:`~biounet.data.objects.SCALE_DIAMETER` px when it is larger (never enlarge);
         1 for the other kinds. A number in (0, 8]: that factor. The presets ``cpu`` and
         ``gpu`` use ``"auto"``, the paper's preset 1.
+    spacing : list of float
+        Voxel size per spatial axis (``[z, y, x]`` or ``[y, x]``, e.g. ``[2.2, 1, 1]``: z
+        steps 2.2x the pixel size; any unit, only the ratios matter). Empty (the default):
+        read from the training images' metadata (OME, ImageJ), else isotropic. It plans the
+        network's pooling (a coarse axis is not pooled until it matches the others), is the
+        unit of the weight map's distances, keeps augmentation from rotating a coarse axis
+        into the plane, and is stored in the checkpoint for ``predict``.
     """
 
     path: str = ""
@@ -72,6 +79,7 @@ class DataConfig:
     class_names: list[str] = field(default_factory=list)
     normalize: dict[str, Any] = field(default_factory=lambda: {"mode": "percentile"})
     scale: float | str = 1.0
+    spacing: list[float] = field(default_factory=list)
 
     def check_scale(self) -> None:
         """Raise a ValueError unless ``scale`` is ``"auto"`` or a number in (0, 8]."""

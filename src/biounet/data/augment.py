@@ -76,6 +76,12 @@ class AugmentConfig:
         Probability of blurring.
     image_interp : {"cubic", "linear"}
         Image resampling (cubic in 2D; 3D falls back to linear, which torch offers).
+    spacing : tuple of float, optional
+        Voxel size per axis relative to the finest (e.g. ``(2.2, 1, 1)``). Elastic
+        displacements and shifts along an axis are divided by it (``elastic_sigma`` and
+        ``shift`` are px of the finest axis, the same length along every axis), and the y-x
+        plane is neither rotated nor transposed when its two axes differ by 1.5x or more.
+        None: isotropic.
     """
 
     elastic_sigma: float = 10.0
@@ -91,9 +97,15 @@ class AugmentConfig:
     blur: float = 1.0
     blur_p: float = 0.2
     image_interp: str = "cubic"
+    spacing: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         look_up(self.image_interp, ("cubic", "linear"), "image interpolation")
+        if self.spacing is not None:
+            spacing = tuple(float(s) for s in self.spacing)
+            if not spacing or not all(math.isfinite(s) and s > 0 for s in spacing):
+                raise ValueError(f"augment.spacing must be positive numbers, got {self.spacing}")
+            object.__setattr__(self, "spacing", spacing)
         if self.elastic_grid < 2:
             raise ValueError(
                 f"elastic_grid needs at least 2 points per axis, got {self.elastic_grid}"
@@ -132,11 +144,15 @@ class Params:
 def draw(cfg: AugmentConfig, ndim: int, rng: np.random.Generator) -> Params:
     """Draw one set of augmentation parameters for an ``ndim``-D tile."""
     m = np.eye(ndim)
+    step = np.ones(ndim) if cfg.spacing is None else np.asarray(cfg.spacing[-ndim:], np.float64)
+    if len(step) != ndim:
+        raise ValueError(f"augment.spacing {cfg.spacing} has no value per axis of a {ndim}D tile")
+    square = max(step[-2:]) < 1.5 * min(step[-2:])  # the y-x plane may turn
     if cfg.flip:
-        if ndim == 2 and rng.random() < 0.5:
+        if ndim == 2 and square and rng.random() < 0.5:
             m = m[::-1].copy()  # transpose: with the flips below, the 8 symmetries of the square
         m = m * rng.choice([-1.0, 1.0], size=(ndim, 1))
-    if cfg.rotate:
+    if cfg.rotate and square:
         a = math.radians(rng.uniform(-cfg.rotate, cfg.rotate))
         r = np.eye(ndim)
         r[-2:, -2:] = [[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]]  # in the y-x plane
@@ -147,6 +163,8 @@ def draw(cfg: AugmentConfig, ndim: int, rng: np.random.Generator) -> Params:
     coarse = rng.normal(0.0, cfg.elastic_sigma, size=(ndim, *(cfg.elastic_grid,) * ndim))
     if not cfg.elastic_sigma:
         coarse = np.zeros_like(coarse)
+    # the same physical length along every axis: fewer voxels along a coarse one
+    shift, coarse = shift / step, coarse / step.reshape((ndim,) + (1,) * ndim)
     return Params(
         matrix=m,
         shift=shift,

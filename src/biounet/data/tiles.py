@@ -138,6 +138,8 @@ def prepare(
             wc = global_wc
         else:
             wc = np.ones(spec.num_classes, np.float32)
+        if weights.max_class_weight:
+            wc = np.minimum(wc, np.float32(weights.max_class_weight))
         border = _cached(
             cache_dir,
             s,

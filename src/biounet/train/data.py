@@ -35,7 +35,9 @@ def split(samples: Sequence[Sample], d: DataConfig, seed: int) -> tuple[list[Sam
     ``d.val_path``: all of ``samples`` train, the validation set is read from there.
     ``d.val_names``: those samples validate, the others train. Otherwise a random
     ``d.val_fraction`` of the samples (at least one if the fraction is above 0 and there are
-    two or more), drawn with ``seed``: the same seed gives the same split.
+    two or more), drawn with ``seed``: the same seed gives the same split. A single sample
+    (one annotated stack, say) is cut in two instead: the last ``d.val_fraction`` of its
+    longest axis validates, the rest trains (:func:`held_out_block`).
 
     Raises
     ------
@@ -54,12 +56,47 @@ def split(samples: Sequence[Sample], d: DataConfig, seed: int) -> tuple[list[Sam
                 f"data.val_names: no samples named {sorted(unknown)}{_hint(unknown, have)}"
             )
         return [s for s in samples if s.name not in names], [s for s in samples if s.name in names]
+    if len(samples) == 1 and d.val_fraction > 0:
+        return held_out_block(samples[0], d.val_fraction)
     n_val = round(len(samples) * d.val_fraction)
     if d.val_fraction > 0 and n_val == 0 and len(samples) > 1:
         n_val = 1
     order = np.random.default_rng(seed).permutation(len(samples))
     val = {int(i) for i in order[:n_val]}
     return [s for i, s in enumerate(samples) if i not in val], [samples[i] for i in sorted(val)]
+
+
+def held_out_block(sample: Sample, fraction: float) -> tuple[list[Sample], list[Sample]]:
+    """One sample cut along its longest spatial axis: ``[rest]`` trains, ``[last block]`` validates.
+
+    The block is the last ``fraction`` of the axis (at least 1 px, at most all but 1 px);
+    both parts keep the sample's paths and spacing, and their names say where they lie
+    (``"v01 [x 0:98]"``, ``"v01 [x 98:122]"``). Objects the cut crosses are in both parts.
+    Too small to cut (1 px along every axis): the sample trains and nothing validates.
+
+    >>> s = Sample("v", np.zeros((1, 4, 10, 6)), np.zeros((4, 10, 6), np.int32))
+    >>> [(p.name, p.image.shape) for p in sum(held_out_block(s, 0.2), [])]
+    [('v [y 0:8]', (1, 4, 8, 6)), ('v [y 8:10]', (1, 4, 2, 6))]
+    """
+    spatial = tuple(int(n) for n in sample.image.shape[1:])
+    axis = int(np.argmax(spatial))
+    n = spatial[axis]
+    if n < 2:
+        return [sample], []
+    cut = n - min(n - 1, max(1, round(n * fraction)))
+    letter = "zyx"[axis + 3 - len(spatial)] if len(spatial) <= 3 else str(axis)
+    parts = []
+    for lo, hi in ((0, cut), (cut, n)):
+        window = tuple(slice(lo, hi) if a == axis else slice(None) for a in range(len(spatial)))
+        ann = None if sample.annotation is None else np.asarray(sample.annotation)[window]
+        image = sample.image[(slice(None),) + window]
+        name = f"{sample.name} [{letter} {lo}:{hi}]"
+        parts.append(dataclasses.replace(sample, name=name, image=image, annotation=ann))
+    log.info(
+        "one annotated image: %s trains, %s validates (data.val_fraction %g of its longest axis)",
+        parts[0].name, parts[1].name, fraction,
+    )  # fmt: skip
+    return [parts[0]], [parts[1]]
 
 
 def _hint(unknown: set[str], have: set[str]) -> str:

@@ -124,7 +124,7 @@ def _train(cfg: TrainConfig, run: Run, progress: bool | None, t0: float) -> Trai
     from tqdm.auto import tqdm
 
     model, ranks, device = run.model, run.ranks, run.device
-    in_tile = (model.geometry.nearest_valid_sizes(cfg.tile)[1],) * cfg.data.ndim
+    in_tile = run.in_tile
     precision = Precision.of(cfg, device)
     placement: dict[str, Any] = {"device": device, "memory_format": precision.memory_format}
     # the same tiles at every validation and at the end: drawn once (none without batch norm)
@@ -140,14 +140,10 @@ def _train(cfg: TrainConfig, run: Run, progress: bool | None, t0: float) -> Trai
     metrics = (
         MetricsLog(run.folder / "metrics.jsonl", after=state.iteration) if ranks.main else None
     )
-    meta = CheckpointMeta(
-        run.normalizer.to_dict(),
-        cfg.data.names(),
-        in_tile[0],
-        to_dict(cfg),
-        instance_entry_for(run.instance_rule, run.object_sizes),
-        run.scale,
-    )
+    spacing = None if run.plan.spacing is None else list(run.plan.spacing)
+    meta = CheckpointMeta(run.normalizer.to_dict(), cfg.data.names(), list(in_tile), to_dict(cfg),
+                          instance_entry_for(run.instance_rule, run.object_sizes), run.scale,
+                          spacing)  # fmt: skip
     bar = tqdm(total=state.planned, initial=state.iteration, unit="it", dynamic_ncols=True,
                disable=tqdm_disable(progress), desc="training")  # fmt: skip
     compiler.net.train()
@@ -257,7 +253,7 @@ def _loader(
         run.train_images,
         in_tile=in_tile,
         out_tile=out_tile,
-        augment=cfg.augment,
+        augment=run.plan.augment(cfg.augment),
         length=cfg.iterations * cfg.batch_size * ranks.world,
         seed=cfg.seed,
         oversample=cfg.oversample,
@@ -379,7 +375,8 @@ def _finish(run: Run, state: TrainState, meta: CheckpointMeta) -> TrainResult:
         elif run.instance_rule is not None and run.val_images:  # seeds chosen on validation
             best = run.folder / "best.pt"
             target = run.instance_rule.target
-            tuned = tune_best(best, run.val_images, run.object_sizes, target, run.device)
+            spacing = run.instance_rule.spacing
+            tuned = tune_best(best, run.val_images, run.object_sizes, target, run.device, spacing)
             run.instance_rule = tuned or run.instance_rule
         try:
             from biounet.reporting.plots import plot_run
@@ -388,13 +385,7 @@ def _finish(run: Run, state: TrainState, meta: CheckpointMeta) -> TrainResult:
         except ImportError as e:  # matplotlib missing: the run is complete without plots
             log.warning("no plots: %s", e)
     barrier(run.ranks)
-    model = TrainedModel(
-        run.model.eval(),
-        run.normalizer,
-        meta.class_names,
-        meta.tile,
-        run.folder / "best.pt",
-        instance_rule=run.instance_rule,
-        scale=run.scale,
-    )
+    best, plan = run.folder / "best.pt", run.plan
+    model = TrainedModel(run.model.eval(), run.normalizer, meta.class_names, tuple(meta.tile),
+                         best, run.instance_rule, run.scale, plan.spacing)  # fmt: skip
     return TrainResult(run.folder, model, state.best)

@@ -32,6 +32,7 @@ from biounet.inference.postprocess.rule import InstanceRule
 from biounet.model.unet import UNet
 from biounet.train.data import harmonise_channels, load_samples, prepare_split, split
 from biounet.train.distributed import Ranks, start
+from biounet.train.voxels import VoxelPlan, resolve_spacing
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,9 @@ class Run:
     ``resumed`` is the ``last.pt`` state a resumed run continues from (None for a new run);
     ``changes`` the settings that changed since it was saved (``{key: (before, after)}``).
     ``scale`` is the factor the training images were resampled by (``data.scale`` resolved);
-    ``object_sizes`` are those of the training labels on their own grid.
+    ``object_sizes`` are those of the training labels on their own grid. ``plan`` holds the
+    voxel spacing and what it changes (:mod:`biounet.train.voxels`); ``in_tile`` is the
+    network input tile of training, px per axis.
     """
 
     folder: Path
@@ -64,6 +67,8 @@ class Run:
     instance_rule: InstanceRule | None = None
     scale: float = 1.0
     lock: FolderLock | None = None
+    plan: VoxelPlan = field(default_factory=VoxelPlan)
+    in_tile: tuple[int, ...] = ()
 
 
 #: the files a run writes at the top of its folder
@@ -130,9 +135,12 @@ def rescaled(samples: Sequence[Sample], scale: float) -> list[Sample]:
     return out
 
 
-def build_model(cfg: TrainConfig, in_channels: int) -> UNet:
-    """The network of a configuration: ``model.preset`` (if any) with the other fields over it."""
-    return UNet.from_config(cfg.unet_config(in_channels))
+def build_model(cfg: TrainConfig, in_channels: int, plan: VoxelPlan | None = None) -> UNet:
+    """The network of a configuration: ``model.preset`` (if any) with the other fields over it.
+
+    With a voxel ``plan``, a coarse axis is pooled later (:meth:`VoxelPlan.unet_config`).
+    """
+    return UNet.from_config((plan or VoxelPlan()).unet_config(cfg, in_channels))
 
 
 def resume_state(last: Path, cfg: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -204,7 +212,16 @@ def set_up(cfg: TrainConfig, folder: Path, *, resume: bool, samples: list[Sample
     train_s, val_s = harmonise_channels(*split(found, cfg.data, cfg.seed))
     if not train_s:
         raise ValueError("no training samples left after the validation split")
+    if not val_s and ranks.main:
+        log.warning(
+            "no validation images (data.val_fraction %g): nothing measures the model while it "
+            "trains, best.pt is the last network and the instance rule is not tuned; hold out "
+            "images (data.val_fraction, data.val_names, data.val_path; one image: a block of "
+            "it validates when data.val_fraction > 0)",
+            cfg.data.val_fraction,
+        )
     spec, norm = cfg.data.annotation_spec(), Normalizer.from_dict(cfg.data.normalize)
+    plan = VoxelPlan(resolve_spacing(cfg, train_s))
     sizes = training_objects(train_s, cfg.data)
     scale = resolve_scale(cfg.data, sizes)
     if scale != 1.0 and ranks.main:
@@ -220,10 +237,11 @@ def set_up(cfg: TrainConfig, folder: Path, *, resume: bool, samples: list[Sample
     try:
         # the network trains on the resampled grid; validation images keep their own, and
         # predict resamples them as it does a user's
+        weights = plan.weights(cfg.weights)
         train_imgs, val_imgs = prepare_split(
-            rescaled(train_s, scale), val_s, spec, norm, cfg.weights, folder / "cache"
+            rescaled(train_s, scale), val_s, spec, norm, weights, folder / "cache"
         )
-        model = build_model(cfg, int(train_imgs[0].image.shape[0]))
+        model = build_model(cfg, int(train_imgs[0].image.shape[0]), plan)
         if resumed is not None:
             try:
                 model.load_state_dict(resumed["state_dict"])
@@ -239,10 +257,11 @@ def set_up(cfg: TrainConfig, folder: Path, *, resume: bool, samples: list[Sample
     if ranks.main and resumed is None:  # a resumed run writes it once it has started
         save_config(cfg, folder / "config.yaml")
     run = Run(folder, ranks, device, model, train_imgs, val_imgs, norm, resumed, changes)
-    run.lock = lock
-    run.scale = scale
+    run.lock, run.scale, run.plan = lock, scale, plan
+    run.in_tile = plan.tile(cfg.tile, model.geometry)
     if cfg.data.annotation == "instances":
         # what predict keeps and how it separates objects, learnt from the training objects
         run.object_sizes = sizes
-        run.instance_rule = InstanceRule.from_sizes(sizes, cfg.data.instance_target)
+        rule = InstanceRule.from_sizes(sizes, cfg.data.instance_target)
+        run.instance_rule = dataclasses.replace(rule, spacing=plan.relative_if_anisotropic)
     return run

@@ -73,12 +73,14 @@ class CheckpointMeta:
 
     normalize: dict[str, Any]  #: the intensity normalisation (Normalizer fields)
     class_names: list[str]
-    tile: int  #: the network input tile of training, px per axis
+    tile: list[int]  #: the network input tile of training, px per axis
     train_config: dict[str, Any]  #: the whole configuration, as config.yaml holds it
     #: instance annotations: the rule that makes objects, and the object sizes it came from
     instances: dict[str, Any] | None = None
     #: the factor every image is resampled by before the network sees it (``data.scale``)
     scale: float = 1.0
+    #: the voxel spacing per spatial axis that planned the network (None: isotropic, unknown)
+    spacing: list[float] | None = None
 
     def entries(self) -> dict[str, Any]:
         """The checkpoint entries, by name."""

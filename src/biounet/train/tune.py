@@ -42,6 +42,7 @@ def tune_rule(
     device: torch.device,
     *,
     scale: float = 1.0,
+    spacing: tuple[float, ...] | None = None,
 ) -> tuple[InstanceRule, dict[str, float]] | None:
     """The rule of the best AP@0.5 on ``images`` among the grid, and the scores it was chosen by.
 
@@ -57,6 +58,9 @@ def tune_rule(
     device : torch.device
     scale : float
         The factor the network's training images were resampled by.
+    spacing : tuple of float, optional
+        The voxel spacing relative to the finest axis, for the rules' distances
+        (:attr:`InstanceRule.spacing`).
 
     Returns
     -------
@@ -80,6 +84,7 @@ def tune_rule(
         rule = InstanceRule.from_sizes(
             known, target, h_fraction=f, min_size_fraction=m, threshold=t
         )
+        rule = replace(rule, spacing=spacing)
         acc = InstanceAccumulator(thresholds=(0.5,))
         for truth, probs in pairs:
             acc.update(truth, rule(probs))
@@ -113,6 +118,7 @@ def tune_best(
     sizes: ObjectSizes | None,
     target: str,
     device: torch.device,
+    spacing: tuple[float, ...] | None = None,
 ) -> InstanceRule | None:
     """Choose the rule with the network of checkpoint ``best`` and store it there.
 
@@ -120,7 +126,7 @@ def tune_best(
     rewritten atomically with its ``instances`` entry replaced; everything else stays.
     """
     model = load(best, device=device)
-    tuned = tune_rule(model.net, images, sizes, target, device, scale=model.scale)
+    tuned = tune_rule(model.net, images, sizes, target, device, scale=model.scale, spacing=spacing)
     if tuned is None:
         return None
     rule, scores = tuned

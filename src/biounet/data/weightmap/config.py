@@ -30,6 +30,11 @@ class WeightConfig:
         Border width, in the units of ``spacing`` (px by default; the paper: about 5 px).
     balance : {"image", "dataset", "none"}
         Class-frequency balancing ``w_c``: per image, over the whole training set, or none.
+    max_class_weight : float
+        Cap on the balancing weights ``w_c`` (the most frequent class has 1); 0: no cap. Sparse
+        objects make inverse frequencies large (3% foreground: about 32, and more for the
+        boundary class of the 3-class target), which can drive a network to mark everything
+        as foreground; the 3D presets cap them.
     separation : int
         Pixels between two objects closer than this (units of ``spacing``) become background
         in the target (the paper's separating borders); 0 switches it off. Needs instance
@@ -48,6 +53,7 @@ class WeightConfig:
     w0: float = 10.0
     sigma: float = 5.0
     balance: str = "image"
+    max_class_weight: float = 0.0
     separation: int = 0
     border_on: str = "all"
     spacing: tuple[float, ...] | None = None
@@ -55,7 +61,13 @@ class WeightConfig:
     def __post_init__(self) -> None:
         look_up(self.balance, BALANCES, "weights.balance")
         look_up(self.border_on, BORDER_ON, "weights.border_on")
-        for name, strict in (("w0", False), ("sigma", True), ("separation", False)):
+        checked = (
+            ("w0", False),
+            ("sigma", True),
+            ("separation", False),
+            ("max_class_weight", False),
+        )
+        for name, strict in checked:
             v = getattr(self, name)
             ok = (
                 isinstance(v, int | float)
@@ -65,6 +77,11 @@ class WeightConfig:
             if not ok:
                 relation = "> 0" if strict else ">= 0"
                 raise ValueError(f"weights.{name} must be a finite number {relation}, got {v!r}")
+        if 0 < self.max_class_weight < 1:
+            raise ValueError(
+                f"weights.max_class_weight must be 0 (no cap) or >= 1 (the most frequent class "
+                f"has weight 1), got {self.max_class_weight}"
+            )
         if self.spacing is not None:
             # the images decide the number of axes; prepare checks that it fits
             spacing = check_spacing(self.spacing, None, "weights.spacing")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from biounet.core.checks import check_fraction, look_up
+from biounet.core.checks import check_fraction, check_spacing, look_up
 from biounet.data.annotations import INSTANCE_TARGETS
 from biounet.inference.postprocess.arguments import check_min_size, check_probs
 from biounet.inference.postprocess.cells import instances
@@ -56,6 +56,10 @@ class InstanceRule:
         images by :func:`biounet.train.tune.tune_rule`).
     source : str
         What the values were derived from, for people (``biounet inspect``).
+    spacing : tuple of float or None
+        Voxel size per spatial axis in units of the finest (e.g. ``(2.2, 1, 1)``): distances
+        (the seeds' depth ``h``) are then measured in px of the finest axis, as the training
+        objects' radius is. None: every axis 1 px.
 
     Examples
     --------
@@ -70,8 +74,11 @@ class InstanceRule:
     fill_holes: bool = True
     source: str = "defaults"
     threshold: float = 0.5
+    spacing: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.spacing is not None:
+            object.__setattr__(self, "spacing", check_spacing(self.spacing, None, "rule spacing"))
         look_up(self.target, INSTANCE_TARGETS, "instance rule target")
         check_min_size(self.min_size)
         check_fraction(self.threshold, "instance rule threshold")
@@ -177,7 +184,9 @@ class InstanceRule:
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as plain values (for checkpoints and JSON)."""
-        return asdict(self)
+        d = asdict(self)
+        d["spacing"] = None if self.spacing is None else list(self.spacing)
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> InstanceRule:
@@ -192,9 +201,10 @@ class InstanceRule:
 
     def describe(self) -> str:
         """One line for people: the target, the values, and what they came from."""
+        voxels = "" if self.spacing is None else f", voxel spacing {list(self.spacing)}"
         return (
             f"{self.target}: min_size {self.min_size} px, h {self.h:g} px, "
-            f"threshold {self.threshold:g}, fill_holes {self.fill_holes} ({self.source})"
+            f"threshold {self.threshold:g}, fill_holes {self.fill_holes}{voxels} ({self.source})"
         )
 
     def options(self, probs: np.ndarray) -> dict[str, Any]:
@@ -213,6 +223,8 @@ class InstanceRule:
             "fill_holes": self.fill_holes,
             "threshold": self.threshold,
         }
+        if self.spacing is not None and len(self.spacing) == p.ndim - 1:
+            kw["spacing"] = self.spacing
         if self.target == "two_class":
             return {"foreground_class": 1, **kw}
         if p.shape[0] != 3:
