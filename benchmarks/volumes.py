@@ -15,7 +15,7 @@ presets (the 2D ``cpu`` recipe with ``data.ndim=3``, ``narrow3d``, ``--tile 100`
 spacing); ``cpu3d`` the defaults now (``--set data.ndim=3`` with the ``cpu`` preset); the
 others change one thing of ``cpu3d``: the class-balance remedies (uncapped or no balancing
 weights, cross-entropy without Dice, no tiles centred on objects), the voxel spacing ignored,
-a smaller tile, one training volume (validated on a held-out block of it), and ``slices2d``:
+a larger tile, one training volume (validated on a held-out block of it), and ``slices2d``:
 the 2D ``cpu`` preset trained on the planes of the same volumes, its per-plane probabilities
 stacked and made into 3D instances by the same rule.
 
@@ -57,7 +57,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
                                                    {"weights": {"balance": "none"}}]},
     "ce_only": {"preset": "cpu", "overrides": [{"data": {"ndim": 3}}, {"loss": {"dice": 0.0}}]},
     "not_centred": {"preset": "cpu", "overrides": [{"data": {"ndim": 3}}, {"oversample": 0.0}]},
-    "tile64": {"preset": "cpu", "overrides": [{"data": {"ndim": 3}}, {"tile": 64}]},
+    "tile96": {"preset": "cpu", "overrides": [{"data": {"ndim": 3}}, {"tile": 96}]},
 }  # fmt: skip
 
 
