@@ -346,3 +346,22 @@ def test_export_of_a_network_with_a_coarse_axis_states_its_geometry_per_axis(tmp
     assert side["margin"] == [8, 20, 20] and side["output_offset"] == [8, 20, 20]
     assert side["valid_tile_sizes"]["step"] == [2, 4, 4]
     assert report.max_abs_diff is not None and report.max_abs_diff < 1e-5
+
+
+def test_predict_warns_about_a_stack_in_other_proportions(tmp_path, caplog) -> None:
+    from biounet.data.io import write_image
+    from biounet.inference.trained import TrainedModel
+    from biounet.segment import predict_files
+
+    net = UNet(ndim=3, depth=2, base_width=2, padding="same", coarse_levels=(1, 0, 0)).eval()
+    model = TrainedModel(net, spacing=(2.2, 1.0, 1.0))
+    image = np.random.default_rng(0).integers(0, 999, (8, 24, 24)).astype(np.uint16)
+    write_image(tmp_path / "same.tif", image, spacing=(1.1, 0.5, 0.5))  # the same proportions
+    write_image(tmp_path / "deep.tif", image, spacing=(5.0, 0.5, 0.5))  # z steps 10x the pixel
+    with caplog.at_level("WARNING"):
+        done = predict_files(model, [tmp_path / "same.tif"], tmp_path / "a", progress=False)
+    assert len(done) == 1 and "proportions" not in caplog.text
+    with caplog.at_level("WARNING"):
+        predict_files(model, [tmp_path / "deep.tif"], tmp_path / "b", progress=False)
+    assert "deep.tif: voxel spacing [5.0, 0.5, 0.5] is not in the proportions" in caplog.text
+    assert "fewer voxels along the first axis" in caplog.text

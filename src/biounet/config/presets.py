@@ -77,10 +77,10 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
         data={"scale": "auto", "instance_target": "three_class"},
     ),
     # volumes on a 2-core CPU in minutes: the compact3d net (same padding, blended tiles, so
-    # shallow stacks still get an output per voxel), tiles of 64 px across and as many
-    # physical um along a coarse z (2.8x the iterations of 96 px in 10 minutes, and better), balancing weights capped (sparse nuclei: an uncapped
-    # 3-class weight of 30-60 drives the net to mark everything), tiles centred on objects
-    # half of the time (chosen on synthetic nucleus stacks, benchmarks/results/volumes.md)
+    # shallow stacks still get an output per voxel), tiles of 64 px across and as many um
+    # along a coarse z (2.8x the iterations of 96 px in 10 minutes, and better), balancing
+    # weights capped (sparse nuclei make inverse frequencies of 30-60), tiles centred on
+    # objects half of the time (chosen on synthetic nucleus stacks, results/volumes.md)
     "cpu3d": dict(
         model={"preset": "compact3d"},
         tile=64,

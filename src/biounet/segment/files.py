@@ -30,6 +30,7 @@ from biounet.core.files import atomic_path, clean_stale_parts, output_folder
 from biounet.core.paths import check_outputs
 from biounet.data.io import ImageFile, file_stem, read_image_file
 from biounet.data.layouts import to_channels_first
+from biounet.data.layouts.channels import sample_spacing
 from biounet.inference.trained import TrainedModel
 from biounet.model.unet import UNet
 from biounet.segment.inputs import expand_inputs, shard_of
@@ -189,7 +190,27 @@ def _read_input(path: Path, model: TrainedModel | UNet) -> _Input:
     # three axes without declared channels: pages, unless the last axis is short (RGB(A))
     stack = nd == 2 and len(f.data.shape) == 3 and not declared
     stack = stack and model.config.in_channels == 1 and f.data.shape[-1] > 4
+    if not stack and isinstance(model, TrainedModel):
+        _check_spacing(path, sample_spacing(f, nd), model.spacing)
     return _Input(f, nd, stack)
+
+
+def _check_spacing(
+    path: Path, declared: tuple[float, ...] | None, trained: tuple[float, ...] | None
+) -> None:
+    """Warn when the file's voxel proportions differ by over 25% from the training images'."""
+    if declared is None or trained is None or len(declared) != len(trained):
+        return
+    ratios = [d / t for d, t in zip(declared, trained)]
+    if max(ratios) / min(ratios) > 1.25:
+        look = "flatter" if ratios[0] > ratios[-1] else "taller"
+        log.warning(
+            "%s: voxel spacing %s is not in the proportions of the model's training images "
+            "(%s): objects span %s voxels along the first axis than in training (they look "
+            "%s to the network); resample the image to those proportions, or train on images "
+            "like it",
+            path, list(declared), list(trained), "fewer" if look == "flatter" else "more", look,
+        )  # fmt: skip
 
 
 def _segment_file(
