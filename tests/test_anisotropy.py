@@ -365,3 +365,25 @@ def test_predict_warns_about_a_stack_in_other_proportions(tmp_path, caplog) -> N
         predict_files(model, [tmp_path / "deep.tif"], tmp_path / "b", progress=False)
     assert "deep.tif: voxel spacing [5.0, 0.5, 0.5] is not in the proportions" in caplog.text
     assert "fewer voxels along the first axis" in caplog.text
+
+
+def test_a_3d_run_with_a_coarse_axis_resumes_to_the_straight_result(tmp_path) -> None:
+    import biounet
+    from biounet.checkpoint import load_checkpoint
+    from biounet.config import build_config, parse_override, resume_config
+
+    data = write_stacks(tmp_path / "data", (2.2, 1.0, 1.0))
+    settings = {"data": {"path": str(data), "annotation": "instances", "val_fraction": 0.34},
+                "optim": {"schedule": "constant"}, "val_every": 2}  # fmt: skip
+    short = build_config("cpu3d", overrides=[TINY3D, settings, {"iterations": 2}])
+    biounet.fit(short, tmp_path / "run", progress=False)
+    longer = resume_config(tmp_path / "run", [parse_override("iterations=4")])
+    biounet.fit(longer, tmp_path / "run", resume=True, progress=False)
+    straight = build_config("cpu3d", overrides=[TINY3D, settings, {"iterations": 4}])
+    biounet.fit(straight, tmp_path / "straight", progress=False)
+    resumed = load_checkpoint(tmp_path / "run" / "last.pt")
+    expected = load_checkpoint(tmp_path / "straight" / "last.pt")
+    assert resumed["iteration"] == 4 and resumed["spacing"] == [2.2, 1.0, 1.0]
+    assert resumed["model_config"]["coarse_levels"] == [1, 0, 0]
+    for k, v in expected["state_dict"].items():
+        torch.testing.assert_close(resumed["state_dict"][k], v, rtol=1e-5, atol=1e-6)
