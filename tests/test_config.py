@@ -16,7 +16,8 @@ from biounet.config import (
 def test_cpu_and_gpu_presets_become_volume_presets_for_volumes(tmp_path) -> None:
     vol = build_config("cpu", data={"ndim": 3})
     assert vol.preset == "cpu3d" and vol.model == {"preset": "compact3d"}
-    assert vol.weights.max_class_weight == 10.0 and vol.unet_config().padding == "same"
+    assert vol.weights.balance == "none" and vol.weights.max_class_weight == 10.0
+    assert vol.unet_config().padding == "same" and vol.tile == 64
     assert build_config("gpu", overrides=[parse_override("data.ndim=3")]).preset == "gpu3d"
     (tmp_path / "c.yaml").write_text("data:\n  ndim: 3\n")
     assert build_config("cpu", tmp_path / "c.yaml").preset == "cpu3d"  # from a file too
