@@ -76,55 +76,35 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
         val_every=1000,
         data={"scale": "auto", "instance_target": "three_class"},
     ),
-    # volumes on a 2-core CPU in minutes: the compact3d net (same padding, blended tiles, so
-    # shallow stacks still get an output per voxel), tiles of 64 px across and as many um
-    # along a coarse z (2.8x the iterations of 96 px in 10 minutes, and better), no class
-    # balancing weights (sparse nuclei make inverse frequencies of 30-60; uncapped they cost
-    # 0.09 validation AP@0.5, capped at 10 (kept for balance: image) 0.02 against none), tiles
-    # centred on objects half of the time (chosen on synthetic stacks, results/volumes.md)
-    "cpu3d": dict(
-        model={"preset": "compact3d"},
-        tile=64,
-        batch_size=2,
-        iterations=1500,
-        optim={
-            "name": "adamw",
-            "lr": 3e-3,
-            "weight_decay": 1e-4,
-            "schedule": "cosine",
-            "warmup": 50,
-        },
-        loss={"ce": 1.0, "dice": 1.0},
-        weights={"w0": 10.0, "sigma": 5.0, "balance": "none", "max_class_weight": 10.0},
-        oversample=0.5,
-        val_every=250,
-        workers=0,
-        # a 3D tile holds ~3x the voxels of a 2D tile's pixels: 16 tiles measure batch norm
-        # as well as 64 do in 2D, at a quarter of the time taken from each validation
-        recalibrate_bn=16,
-        data={"ndim": 3, "scale": "auto", "instance_target": "three_class"},
-    ),
-    # volumes on a GPU: depth 4, widths 32..512, bigger tiles and batches, bf16, channels-last
-    "gpu3d": dict(
-        model={"preset": "compact3d", "depth": 4, "base_width": 32, "dropout": 0.0},
-        tile=128,
-        batch_size=4,
-        iterations=20000,
-        optim={
-            "name": "adamw",
-            "lr": 1e-3,
-            "weight_decay": 1e-4,
-            "schedule": "poly",
-            "warmup": 200,
-            "clip_grad": 12.0,
-        },
-        loss={"ce": 1.0, "dice": 1.0},
-        weights={"w0": 10.0, "sigma": 5.0, "balance": "none", "max_class_weight": 10.0},
-        oversample=0.5,
-        workers=4,
-        amp="bf16",
-        val_every=1000,
-        recalibrate_bn=16,
-        data={"ndim": 3, "scale": "auto", "instance_target": "three_class"},
-    ),
+}
+
+#: what the volume presets change of ``cpu`` and ``gpu`` (the rest is theirs): no class
+#: balancing weights (sparse nuclei make inverse frequencies of 30-60; uncapped they cost 0.09
+#: validation AP@0.5, capped at 10 (kept for balance: image) 0.02 against none), tiles centred
+#: on objects half of the time, and batch-norm statistics over 16 tiles (a 3D tile holds ~3x
+#: the voxels of a 2D tile's pixels: 16 measure as well as 64 do in 2D, at a quarter of the
+#: time taken from each validation); chosen on synthetic nucleus stacks, results/volumes.md
+_VOLUMES: dict[str, Any] = dict(
+    weights={"w0": 10.0, "sigma": 5.0, "balance": "none", "max_class_weight": 10.0},
+    oversample=0.5,
+    recalibrate_bn=16,
+    data={"ndim": 3, "scale": "auto", "instance_target": "three_class"},
+)
+# volumes on a 2-core CPU in minutes: the compact3d net (same padding, blended tiles, so
+# shallow stacks still get an output per voxel), tiles of 64 px across and as many um along a
+# coarse z (2.8x the iterations of 96 px in 10 minutes, and better)
+TRAIN_PRESETS["cpu3d"] = {
+    **TRAIN_PRESETS["cpu"],
+    **_VOLUMES,
+    "model": {"preset": "compact3d"},
+    "tile": 64,
+}
+# volumes on a GPU: depth 4, widths 32..512, bigger tiles and batches, bf16
+TRAIN_PRESETS["gpu3d"] = {
+    **TRAIN_PRESETS["gpu"],
+    **_VOLUMES,
+    "model": {"preset": "compact3d", "depth": 4, "base_width": 32, "dropout": 0.0},
+    "tile": 128,
+    "batch_size": 4,
+    "channels_last": False,
 }

@@ -209,7 +209,7 @@ def array_spacing(attrs: Mapping[str, Any], axes: str | None, ndim: int) -> dict
     """The spacing in a plain Zarr array's ``attrs["spacing"]`` (one entry per axis, µm).
 
     With ``axes`` the entries of the axes named Z, Y, X; without, the non-null entries are the
-    trailing spatial axes (Y, X or Z, Y, X), as :func:`checked_spacing` places them.
+    trailing spatial axes (Y, X or Z, Y, X), as :func:`spacing_to_store` places them.
     """
     values = attrs.get("spacing")
     if not isinstance(values, list | tuple) or len(values) != ndim:

@@ -84,19 +84,9 @@ PRESETS: dict[str, Preset] = {
         ),
         tile=132,
     ),
-    "compact3d": Preset(
-        "a 3D U-Net for CPUs: depth 3, widths 16..128, same-padded 3x3x3 convs, batch norm",
-        dict(
-            in_channels=1,
-            num_classes=2,
-            ndim=3,
-            depth=3,
-            base_width=16,
-            padding="same",
-            norm="batch",
-            dropout=0.1,
-            upsample="transposed",
-        ),
-        tile=96,
-    ),
 }
+PRESETS["compact3d"] = Preset(
+    "a 3D U-Net for CPUs: depth 3, widths 16..128, same-padded 3x3x3 convs, batch norm",
+    {**PRESETS["narrow3d"].options, "padding": "same"},
+    tile=96,
+)
