@@ -1,0 +1,296 @@
+"""The ISBI 2012 protocol: train on slices 00-24, test on 25-29, scored as the challenge scores.
+
+Runs (each resumable; ``--runs`` picks):
+
+* ``cpu30``, ``cpu60``: the ``cpu`` preset within 30 and 60 minutes of this machine's time
+  (``max_minutes``; the preset's own validation split of 20% of slices 00-24 picks ``best.pt``);
+* ``paper``: the paper's preset (``ronneberger2015``: its network, 572 px tiles, batch 1, SGD
+  with momentum 0.99 at a constant rate, weighted cross-entropy, elastic deformation) for
+  ``--paper-minutes`` in all, trained in segments of ``--segment`` minutes; after each segment
+  its latest weights are scored on slices 25-29, which gives the learning curve that
+  :func:`extrapolate` fits. A later invocation with a larger ``--paper-minutes`` resumes it;
+* with ``--folds 5``: ``cpu30`` on each of 5 folds of 6 consecutive slices (5-fold
+  cross-validation over the 30 slices; 2.5 hours).
+
+Every run is scored on its test slices with and without the paper's averaging over the 8
+rotations and flips (``predict(tta=True)``): pixel error, V_Rand and V_Info (the challenge's
+foreground-restricted scores, thinned, the best threshold for the stack), the warping error and
+the adapted Rand error, all by :func:`biounet.evaluate`. Results: ``experiments/results/isbi/``.
+
+Usage::
+
+    python experiments/isbi.py                       # cpu30, cpu60, paper (60 min): ~2.7 h
+    python experiments/isbi.py --runs paper --paper-minutes 180   # extend the paper run
+    python experiments/isbi.py --folds 5 --runs cpu30            # cross-validation
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import common
+import numpy as np
+from common import (
+    ISBI_SCORES,
+    RESULTS,
+    biounet_membranes,
+    config_dict,
+    isbi_folds,
+    link_slices,
+    machine,
+    markdown_table,
+    peak_rss_mib,
+    read_images,
+    read_truths,
+    run_once,
+    score_membranes,
+    train_resumable,
+    write_results,
+)
+
+STUDY = "isbi"
+#: the held-out slice the figures show
+SHOWN = "27"
+RUNS = {
+    "cpu30": {"preset": "cpu", "minutes": 30.0},
+    "cpu60": {"preset": "cpu", "minutes": 60.0},
+    "paper": {"preset": "ronneberger2015", "minutes": None},  # --paper-minutes
+}
+
+
+def isbi_config(preset: str, train: Path, minutes: float, seed: int = 0) -> Any:
+    """The training configuration of ``preset`` on the slices in ``train``, for ``minutes``."""
+    from biounet.config import build_config
+
+    data = {"path": str(train), "annotation": "binary", "foreground": 255}
+    over = [{"data": data, "max_minutes": minutes, "iterations": 10_000_000, "seed": seed}]
+    return build_config(preset, None, over)
+
+
+def score_model(model: Any, test: Path, run: Path) -> dict[str, Any]:
+    """Scores of a model on the test slices, plain and with rotation/flip averaging.
+
+    The membrane probability of the slice :data:`SHOWN` (if tested) is kept in ``run`` for
+    the figures.
+    """
+    images, truths = read_images(test), read_truths(test)
+    out: dict[str, Any] = {}
+    for tta in (False, True):
+        pred = biounet_membranes(model, images, tta)
+        tag = "tta" if tta else "plain"
+        out[tag] = score_membranes(pred["probs"], truths)
+        out[f"{tag}_mpix_per_s"] = pred["mpix_per_s"]
+        membrane = {n: p[0].astype(np.float16) for n, p in pred["probs"].items()}
+        np.savez_compressed(run / f"test_{tag}.npz", **membrane)  # to score again later
+        if SHOWN in pred["probs"]:
+            np.save(run / f"membrane_{tag}.npy", pred["probs"][SHOWN][0])
+    return out
+
+
+def work_budgeted(out: Path, name: str, preset: str, minutes: float, fold: str) -> dict[str, Any]:
+    """Train ``preset`` for ``minutes`` on the fold's training slices, score its test slices."""
+    import biounet
+
+    run = out / "runs" / name
+    train, test = split_folders(out, fold)
+    cfg = isbi_config(preset, train, minutes)
+    trained = train_resumable(cfg, run / "train")
+    train_peak = peak_rss_mib()
+    model = biounet.load(run / "train")
+    scores = score_model(model, test, run)
+    return {**trained, **scores, "train_peak_mib": train_peak, "peak_mib": peak_rss_mib(),
+            "preset": preset, "minutes": minutes, "fold": fold or "protocol",
+            "config": config_dict(cfg)}  # fmt: skip
+
+
+def work_paper(out: Path, total: float, segment: float) -> dict[str, Any]:
+    """The paper preset in segments up to ``total`` minutes, scored after each segment."""
+    import biounet
+
+    run = out / "runs" / "paper"
+    train, test = split_folders(out, "")
+    curve_path = run / "curve.json"
+    curve = json.loads(curve_path.read_text()) if curve_path.exists() else []
+    images, truths = read_images(test), read_truths(test)
+    reached = curve[-1]["minutes"] if curve else 0.0
+    while reached < total - 1e-6:
+        reached = min(total, reached + segment)
+        cfg = isbi_config("ronneberger2015", train, reached)
+        (run / "train" / "trained.json").unlink(missing_ok=True)  # extend: train on
+        trained = train_resumable(cfg, run / "train")
+        model = biounet.load(run / "train" / "last.pt")
+        pred = biounet_membranes(model, images, tta=False)
+        point = {"minutes": reached, **trained, **score_membranes(pred["probs"], truths)}
+        curve.append(point)
+        curve_path.write_text(json.dumps(curve, indent=1))
+        print(f"  paper: {reached:.0f} min, it {trained['iterations']}: "
+              f"V_Rand {point['v_rand']:.4f}", flush=True)  # fmt: skip
+    cfg = isbi_config("ronneberger2015", train, total)
+    model = biounet.load(run / "train")
+    scores = score_model(model, test, run)
+    return {**curve[-1], **scores, "curve": curve, "preset": "ronneberger2015",
+            "minutes": total, "fold": "protocol", "peak_mib": peak_rss_mib(),
+            "config": config_dict(cfg)}  # fmt: skip
+
+
+def split_folders(out: Path, fold: str) -> tuple[Path, Path]:
+    """The training and test folders of a fold ("" is the protocol split), made on first use."""
+    src = common.DATA_ROOT / "isbi2012"
+    for name, train, test in isbi_folds(5 if fold else 1):
+        if name == fold:
+            tag = fold or "protocol"
+            return (
+                link_slices(src, out / "data" / tag / "train", train),
+                link_slices(src, out / "data" / tag / "test", test),
+            )
+    raise ValueError(f"no fold {fold!r}")
+
+
+def extrapolate(curve: list[dict[str, Any]], key: str = "v_rand") -> dict[str, Any]:
+    """Fit ``1 - key = a + b * n**-c`` to the learning curve over iterations ``n``.
+
+    Returns the fitted ``a`` (the error the recipe tends to), the error predicted at 4x and
+    10x the iterations reached, and the fit's residual; ``None`` values when fewer than four
+    points, or the fit fails (then only the trend of the last points is reported).
+    """
+    from scipy.optimize import curve_fit
+
+    n = np.array([p["iterations"] for p in curve], dtype=float)
+    e = np.array([1.0 - p[key] for p in curve], dtype=float)
+    out: dict[str, Any] = {
+        "points": len(n),
+        "key": key,
+        "error_now": float(e[-1]) if e.size else None,
+    }
+    if n.size < 4:
+        return {**out, "asymptote": None, "at_4x": None, "at_10x": None}
+
+    def model(x: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
+        return a + b * (x / n[-1]) ** (-c)
+
+    try:
+        p, cov = curve_fit(model, n, e, p0=(e[-1] / 2, e[-1] / 2, 0.5),
+                           bounds=([0, 0, 0.01], [1, 10, 3]), maxfev=20000)  # fmt: skip
+    except (RuntimeError, ValueError):
+        return {**out, "asymptote": None, "at_4x": None, "at_10x": None}
+    sd = np.sqrt(np.clip(np.diag(cov), 0, None))
+    resid = float(np.sqrt(np.mean((model(n, *p) - e) ** 2)))
+    return {**out, "asymptote": float(p[0]), "asymptote_sd": float(sd[0]), "exponent": float(p[2]),
+            "at_4x": float(model(np.array(4 * n[-1]), *p)),
+            "at_10x": float(model(np.array(10 * n[-1]), *p)), "rms_residual": resid}  # fmt: skip
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """The Markdown tables: the scores of every run, plain and averaged."""
+    rows = []
+    for r in results:
+        for tag in ("plain", "tta"):
+            if tag not in r:
+                continue
+            rows.append({"run": r["run"], "averaging": "8 rotations/flips" if tag == "tta"
+                         else "none", "iterations": r.get("iterations"),
+                         "minutes": r.get("train_seconds", 0) / 60, **r[tag],
+                         "mpix": r.get(f"{tag}_mpix_per_s")})  # fmt: skip
+    cols = {"run": "run", "averaging": "test-time averaging", "iterations": "iterations",
+            "minutes": "training min", **ISBI_SCORES, "mpix": "predict MP/s"}  # fmt: skip
+    return markdown_table(rows, cols)
+
+
+def report(out: Path) -> None:
+    """Gather the runs' results into ``experiments/results/isbi`` (tables, JSON, figures)."""
+    results = []
+    for path in sorted((out / "runs").glob("*/result.json")):
+        results.append(json.loads(path.read_text()))
+    if not results:
+        return
+    order = {n: i for i, n in enumerate(RUNS)}
+    results.sort(key=lambda r: (order.get(r["run"].split("-")[0], 9), r["run"]))
+    lines = [f"# ISBI 2012 protocol ({time.strftime('%Y-%m-%d')})", "",
+             "Trained on slices 00-24, scored on 25-29 (folds: their own test slices).", "",
+             table(results), ""]  # fmt: skip
+    paper = next((r for r in results if r["run"] == "paper"), None)
+    extra: dict[str, Any] = {}
+    if paper:
+        extra = {k: extrapolate(paper["curve"], k) for k in ("v_rand", "v_info")}
+        lines += ["## The paper preset's learning curve", "", markdown_table(
+            paper["curve"], {"minutes": "minutes", "iterations": "iterations",
+                             **ISBI_SCORES})]  # fmt: skip
+        lines += ["", "Extrapolation (fit of 1 - score = a + b n^-c): "
+                  + json.dumps(extra), ""]  # fmt: skip
+    import figures
+
+    lines += figures.isbi_figures(out, results, RESULTS / STUDY)
+    data = {"study": STUDY, "machine": machine(), "runs": results, "extrapolation": extra}
+    write_results(STUDY, "\n".join(lines), data)
+
+
+def main() -> None:
+    """Run what is missing of the study, each run in a fresh process, then write the results."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "runs" / STUDY)
+    ap.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
+    ap.add_argument("--paper-minutes", type=float, default=60.0)
+    ap.add_argument("--segment", type=float, default=20.0)
+    ap.add_argument("--folds", type=int, default=1, choices=(1, 5))
+    ap.add_argument("--data-root", type=Path, default=common.DATA_ROOT)
+    ap.add_argument(
+        "--minutes-factor", type=float, default=1.0, help="scale every budget (a smoke test: 0.02)"
+    )
+    ap.add_argument("--only", help=argparse.SUPPRESS)  # one run, in this process
+    ap.add_argument("--report", action="store_true", help="only rewrite the results")
+    args = ap.parse_args()
+    common.DATA_ROOT = args.data_root
+    if not (args.data_root / "isbi2012" / "images").is_dir():
+        sys.exit(f"{args.data_root / 'isbi2012'}: no ISBI 2012 data (see --data-root)")
+    if args.only:
+        only(args)
+        return
+    if not args.report:
+        for name in planned(args):
+            result = args.out / "runs" / name / "result.json"
+            if result.exists() and not stale(result, args):
+                continue
+            cmd = [sys.executable, __file__, "--out", str(args.out), "--only", name,
+                   "--paper-minutes", str(args.paper_minutes), "--segment", str(args.segment),
+                   "--data-root", str(args.data_root),
+                   "--minutes-factor", str(args.minutes_factor)]  # fmt: skip
+            subprocess.run(cmd, check=True)
+    report(args.out)
+
+
+def planned(args: argparse.Namespace) -> list[str]:
+    """The runs this invocation asks for."""
+    if args.folds > 1:
+        return [f"{r}-{f}" for r in args.runs if r != "paper" for f, _, _ in isbi_folds(args.folds)]
+    return list(args.runs)
+
+
+def stale(result: Path, args: argparse.Namespace) -> bool:
+    """A paper run that has not yet reached ``--paper-minutes``."""
+    r = json.loads(result.read_text())
+    return bool(
+        r["run"] == "paper" and r["minutes"] < args.paper_minutes * args.minutes_factor - 1e-6
+    )
+
+
+def only(args: argparse.Namespace) -> None:
+    """One run, in this process."""
+    name = args.only
+    base, _, fold = name.partition("-")
+    spec, f = RUNS[base], args.minutes_factor
+    if base == "paper":
+        total, segment = args.paper_minutes * f, args.segment * f
+        run_once(args.out, name, lambda _: work_paper(args.out, total, segment), redo=True)
+        return
+    minutes = spec["minutes"] * f
+    run_once(args.out, name, lambda _: work_budgeted(args.out, name, spec["preset"], minutes, fold))
+
+
+if __name__ == "__main__":
+    main()
