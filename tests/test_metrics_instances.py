@@ -12,6 +12,7 @@ from biounet.metrics.instances import (
     InstanceAccumulator,
     average_precision,
     match_instances,
+    merges_and_splits,
     seg_score,
 )
 
@@ -191,3 +192,70 @@ def test_a_true_positive_needs_iou_of_at_least_the_threshold() -> None:
     assert (strict["tp"], strict["fp"], strict["fn"]) == (1.0, 1.0, 1.0)
     assert strict["panoptic_quality"] == pytest.approx((2 / 3) / 2)
     assert average_precision(truth, pred, thresholds=[0.5])[0] == 1.0
+
+
+# --- merges and splits ------------------------------------------------------------------------
+
+
+def brute_merges_splits(truth: np.ndarray, pred: np.ndarray) -> tuple[int, int]:
+    """The definition, object by object with boolean masks."""
+    merges = splits = 0
+    for s in np.unique(pred[pred > 0]):
+        held = [r for r in np.unique(truth[truth > 0])
+                if 2 * ((truth == r) & (pred == s)).sum() > (truth == r).sum()]  # fmt: skip
+        merges += max(0, len(held) - 1)
+    for r in np.unique(truth[truth > 0]):
+        inside = [s for s in np.unique(pred[pred > 0])
+                  if 2 * ((truth == r) & (pred == s)).sum() > (pred == s).sum()]  # fmt: skip
+        splits += max(0, len(inside) - 1)
+    return merges, splits
+
+
+def test_merges_and_splits_hand_made() -> None:
+    truth = np.array([[1, 1, 1, 2, 2, 2, 0, 3, 3, 3, 3, 0, 4, 4]])
+    assert merges_and_splits(truth, truth) == (0, 0)
+    assert merges_and_splits(truth, np.array([[5, 5, 5, 5, 5, 5, 0, 3, 3, 3, 3, 0, 4, 4]])) == (
+        1,
+        0,
+    )
+    assert merges_and_splits(truth, np.array([[1, 1, 1, 2, 2, 2, 0, 6, 6, 7, 7, 0, 4, 4]])) == (
+        0,
+        1,
+    )
+    # one object over three true ones: two merges
+    assert merges_and_splits(truth, np.array([[8] * 11 + [0, 4, 4]])) == (2, 0)
+    # an object holding less than half of each of two cells merges nothing
+    assert merges_and_splits(truth, np.array([[0, 0, 9, 9, 0, 0, 0, 3, 3, 3, 3, 0, 4, 4]])) == (
+        0,
+        0,
+    )
+    # a cell in three pieces is two splits; a piece mostly outside it is no split
+    assert merges_and_splits(truth, np.array([[0, 0, 0, 0, 0, 0, 5, 5, 6, 7, 0, 0, 4, 4]])) == (
+        0,
+        1,
+    )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_merges_and_splits_match_the_definition(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 6, (12, 14))
+    pred = np.kron(rng.integers(0, 5, (4, 7)), np.ones((3, 2), int))  # blocks across objects
+    assert merges_and_splits(truth, pred) == brute_merges_splits(truth, pred)
+    acc = InstanceAccumulator()
+    acc.update(truth, pred)
+    acc.update(truth, truth)
+    m, s = brute_merges_splits(truth, pred)
+    assert (acc.scores()["merges"], acc.scores()["splits"]) == (m, s)
+
+
+def test_evaluate_counts_merges_and_splits() -> None:
+    from biounet.evaluation import EvalOptions, evaluate
+
+    truth = disks()
+    merged = truth.copy()
+    merged[truth == 2] = 1  # two cells predicted as one
+    split = truth.copy()
+    split[(truth == 3) & (np.indices(truth.shape)[1] > 100)] = 99  # one cut in two halves
+    _, summary = evaluate([("a", merged, truth), ("b", split, truth)], EvalOptions("cells"))
+    assert (summary["merges"], summary["splits"]) == (1, 1)

@@ -1,4 +1,7 @@
-"""The cells task: objects matched per image and over all objects, with SEG and pixel IoU."""
+"""The cells task: objects matched per image and over all objects, with SEG and pixel IoU.
+
+The summary also counts the objects merged and split (:func:`biounet.metrics.merges_and_splits`).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,9 @@ from biounet.metrics import ConfusionMatrix, InstanceAccumulator, match_instance
 __all__ = ["POOLED_INSTANCE_KEYS", "CellScorer"]
 
 #: the instance scores of the summary, from counts pooled over all objects
-POOLED_INSTANCE_KEYS = ("precision", "recall", "f1", "mean_ap", "ap_50", "panoptic_quality", "seg")
+POOLED_INSTANCE_KEYS = (
+    "precision", "recall", "f1", "mean_ap", "ap_50", "panoptic_quality", "seg", "merges", "splits"
+)  # fmt: skip
 
 
 class CellScorer:
@@ -60,4 +65,5 @@ class CellScorer:
         """The means of ``rows``, then the instance scores of all objects and the pooled ones."""
         pooled = self.objects.scores()
         instance = {k: pooled[k] for k in POOLED_INSTANCE_KEYS}
+        instance.update(merges=int(pooled["merges"]), splits=int(pooled["splits"]))
         return summarize(rows, last={**instance, **pooled_scores(self.total)})

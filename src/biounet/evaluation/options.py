@@ -46,7 +46,7 @@ ROW_KEYS: Mapping[str, tuple[str, ...]] = {
 #: metrics found in the summary only
 _SUMMARY_KEYS = {
     "semantic": (),
-    "cells": ("mean_ap", "ap_50", "pixel_error", "dice"),
+    "cells": ("mean_ap", "ap_50", "merges", "splits", "pixel_error", "dice"),
     "membranes": ("one_minus_v_rand", "iou", "dice"),
 }
 #: the per-class scores of a semantic summary, ``iou_0``, ``dice_0``, ...

@@ -21,6 +21,7 @@ from biounet.metrics.instances import (
     InstanceAccumulator,
     average_precision,
     match_instances,
+    merges_and_splits,
     seg_score,
 )
 from biounet.metrics.isbi import ISBI_THRESHOLDS, isbi_scores
@@ -38,6 +39,7 @@ __all__ = [
     "info_scores",
     "isbi_scores",
     "match_instances",
+    "merges_and_splits",
     "rand_scores",
     "seg_score",
     "topology_errors",

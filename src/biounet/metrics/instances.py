@@ -29,6 +29,7 @@ __all__ = [
     "InstanceAccumulator",
     "average_precision",
     "match_instances",
+    "merges_and_splits",
     "seg_score",
 ]
 
@@ -45,6 +46,7 @@ class _Overlaps(NamedTuple):
     pred_idx: np.ndarray  # (P,) int64
     inter: np.ndarray  # (P,) int64, |R ∩ S|
     true_size: np.ndarray  # (P,) int64, |R|
+    pred_size: np.ndarray  # (P,) int64, |S|
     iou: np.ndarray  # (P,) float64
 
 
@@ -53,7 +55,8 @@ def _overlaps(truth: np.ndarray, pred: np.ndarray) -> _Overlaps:
     t, p = label_pair(truth, pred)
     c = contingency(t, p, drop_truth_zero=True, drop_pred_zero=True)
     true_size = c.true_sizes[c.true_idx]
-    union = true_size + c.pred_sizes[c.pred_idx] - c.counts
+    pred_size = c.pred_sizes[c.pred_idx]
+    union = true_size + pred_size - c.counts
     return _Overlaps(
         n_true=int(c.true_sizes.size),
         n_pred=int(c.pred_sizes.size),
@@ -61,6 +64,7 @@ def _overlaps(truth: np.ndarray, pred: np.ndarray) -> _Overlaps:
         pred_idx=c.pred_idx,
         inter=c.counts,
         true_size=true_size,
+        pred_size=pred_size,
         iou=c.counts / union,
     )
 
@@ -219,6 +223,43 @@ def seg_score(truth: np.ndarray, pred: np.ndarray) -> float:
     return _seg_sum(ov) / ov.n_true if ov.n_true else float("nan")
 
 
+def _merges_splits(ov: _Overlaps) -> tuple[int, int]:
+    """Merges and splits of one image's overlaps (see :func:`merges_and_splits`)."""
+    covered = 2 * ov.inter > ov.true_size  # most of R lies in S
+    inside = 2 * ov.inter > ov.pred_size  # most of S lies in R
+    per_pred = np.bincount(ov.pred_idx[covered], minlength=ov.n_pred)
+    per_true = np.bincount(ov.true_idx[inside], minlength=ov.n_true)
+    return int(np.clip(per_pred - 1, 0, None).sum()), int(np.clip(per_true - 1, 0, None).sum())
+
+
+def merges_and_splits(truth: np.ndarray, pred: np.ndarray) -> tuple[int, int]:
+    """Objects merged into one, and objects split into several, by the predicted labels.
+
+    A predicted object ``S`` *merges* the true objects of which it holds more than half
+    (``|R ∩ S| > |R| / 2``, SEG's rule): each beyond the first counts one merge. A true object
+    ``R`` is *split* into the predicted objects that lie more than half inside it
+    (``|R ∩ S| > |S| / 2``): each beyond the first counts one split. A prediction that merges
+    two touching cells into one costs exactly one merge; one that cuts a cell in two, one split.
+
+    Parameters
+    ----------
+    truth, pred : numpy.ndarray of int, shape ``(*spatial)``
+        True and predicted instance labels of the same shape, 0 = background.
+
+    Returns
+    -------
+    merges, splits : int
+
+    Examples
+    --------
+    >>> truth = np.array([[1, 1, 2, 2, 0, 3, 3, 3, 3]])
+    >>> pred = np.array([[4, 4, 4, 4, 0, 5, 5, 6, 6]])
+    >>> merges_and_splits(truth, pred)  # 1 and 2 merged into 4; 3 split into 5 and 6
+    (1, 1)
+    """
+    return _merges_splits(_overlaps(truth, pred))
+
+
 class InstanceAccumulator:
     """Instance scores of a dataset: counts summed over images, then the ratios.
 
@@ -256,6 +297,8 @@ class InstanceAccumulator:
         self.main_tp = 0
         self.main_iou = 0.0
         self.seg_sum = 0.0
+        self.merges = 0
+        self.splits = 0
 
     def update(self, truth: np.ndarray, pred: np.ndarray) -> None:
         """Add one image: true and predicted label images of equal shape."""
@@ -268,6 +311,9 @@ class InstanceAccumulator:
         self.main_tp += tp
         self.main_iou += sum_iou
         self.seg_sum += _seg_sum(ov)
+        merges, splits = _merges_splits(ov)
+        self.merges += merges
+        self.splits += splits
 
     def scores(self) -> dict[str, float]:
         """The scores of :func:`match_instances` at ``threshold``, AP per threshold and SEG.
@@ -277,7 +323,8 @@ class InstanceAccumulator:
         dict of str to float
             The keys of :func:`match_instances`, plus ``ap_50``, ``ap_55``, ... (AP at each
             threshold, keyed by 100 x threshold), ``mean_ap``, ``seg`` (``nan`` without
-            reference objects) and ``n_images``.
+            reference objects), ``merges`` and ``splits`` (summed over the images,
+            :func:`merges_and_splits`) and ``n_images``.
         """
         out = _scores(self.main_tp, self.n_true, self.n_pred, self.main_iou)
         total = self.n_true + self.n_pred
@@ -285,5 +332,7 @@ class InstanceAccumulator:
         out.update({f"ap_{round(100 * t)}": ap for t, ap in zip(self.thresholds, aps)})
         out["mean_ap"] = float(np.mean(aps)) if aps else float("nan")
         out["seg"] = self.seg_sum / self.n_true if self.n_true else float("nan")
+        out["merges"] = float(self.merges)
+        out["splits"] = float(self.splits)
         out["n_images"] = float(self.n_images)
         return out
