@@ -111,6 +111,19 @@ def isbi_folds(k: int) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
     return out
 
 
+def isbi_split(out: Path, fold: str) -> tuple[Path, Path]:
+    """The training and test folders of a fold ("" is the protocol split), made on first use."""
+    src = DATA_ROOT / "isbi2012"  # read at call time: --data-root sets it
+    for name, train, test in isbi_folds(5 if fold else 1):
+        if name == fold:
+            tag = fold or "protocol"
+            return (
+                link_slices(src, out / "data" / tag / "train", train),
+                link_slices(src, out / "data" / tag / "test", test),
+            )
+    raise ValueError(f"no fold {fold!r}")
+
+
 def read_truths(folder: Path) -> dict[str, np.ndarray]:
     """The label images of a dataset folder, by name."""
     from biounet.data.io import read_image
@@ -276,3 +289,18 @@ def peak_rss_mib() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_missing(script: str, out: Path, names: Sequence[str], args: Sequence[str] = ()) -> None:
+    """Run each of ``names`` whose ``result.json`` is missing, each in a fresh process.
+
+    The process runs ``script --out OUT --only NAME ARGS`` (a fresh process per run: memory
+    peaks are the run's own, and nothing carries over between runs).
+    """
+    import sys
+
+    for name in names:
+        if (out / "runs" / name / "result.json").exists():
+            continue
+        cmd = [sys.executable, script, "--out", str(out), "--only", name, *args]
+        subprocess.run(cmd, check=True)

@@ -42,7 +42,7 @@ from common import (
     biounet_membranes,
     config_dict,
     isbi_folds,
-    link_slices,
+    isbi_split,
     machine,
     markdown_table,
     peak_rss_mib,
@@ -98,7 +98,7 @@ def work_budgeted(out: Path, name: str, preset: str, minutes: float, fold: str) 
     import biounet
 
     run = out / "runs" / name
-    train, test = split_folders(out, fold)
+    train, test = isbi_split(out, fold)
     cfg = isbi_config(preset, train, minutes)
     trained = train_resumable(cfg, run / "train")
     train_peak = peak_rss_mib()
@@ -114,7 +114,7 @@ def work_paper(out: Path, total: float, segment: float) -> dict[str, Any]:
     import biounet
 
     run = out / "runs" / "paper"
-    train, test = split_folders(out, "")
+    train, test = isbi_split(out, "")
     curve_path = run / "curve.json"
     curve = json.loads(curve_path.read_text()) if curve_path.exists() else []
     images, truths = read_images(test), read_truths(test)
@@ -137,19 +137,6 @@ def work_paper(out: Path, total: float, segment: float) -> dict[str, Any]:
     return {**curve[-1], **scores, "curve": curve, "preset": "ronneberger2015",
             "minutes": total, "fold": "protocol", "peak_mib": peak_rss_mib(),
             "config": config_dict(cfg)}  # fmt: skip
-
-
-def split_folders(out: Path, fold: str) -> tuple[Path, Path]:
-    """The training and test folders of a fold ("" is the protocol split), made on first use."""
-    src = common.DATA_ROOT / "isbi2012"
-    for name, train, test in isbi_folds(5 if fold else 1):
-        if name == fold:
-            tag = fold or "protocol"
-            return (
-                link_slices(src, out / "data" / tag / "train", train),
-                link_slices(src, out / "data" / tag / "test", test),
-            )
-    raise ValueError(f"no fold {fold!r}")
 
 
 def extrapolate(curve: list[dict[str, Any]], key: str = "v_rand") -> dict[str, Any]:
