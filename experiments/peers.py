@@ -111,8 +111,12 @@ def make_net(kind: str, in_channels: int, out_channels: int) -> Any:
     return smp.Unet(encoder, encoder_weights=None, in_channels=in_channels, classes=out_channels)
 
 
-def use_peer_in_biounet(kind: str) -> None:
-    """Make biounet build (and load) :class:`PeerInBiounet` around a ``kind`` network."""
+def use_peer_in_biounet(factory: Callable[[int, int], Any]) -> None:
+    """Make biounet build (and load) :class:`PeerInBiounet` around ``factory(C_in, C_out)``.
+
+    It replaces ``UNet.from_config``, which both training and :func:`biounet.load` build
+    their network with, for the rest of the process.
+    """
     from biounet.model.unet import UNet, UNetConfig
 
     class PeerInBiounet(UNet):
@@ -126,7 +130,7 @@ def use_peer_in_biounet(kind: str) -> None:
 
         def __init__(self, **options: Any) -> None:
             super().__init__(**options)
-            self.peer = make_net(kind, options["in_channels"], options["num_classes"])
+            self.peer = factory(options["in_channels"], options["num_classes"])
 
         def reset_parameters(self) -> None:  # the peer keeps its library's initialisation
             if not hasattr(self, "peer"):
@@ -306,7 +310,8 @@ def work_biounet(out: Path, name: str, minutes: float) -> dict[str, Any]:
 
     peer = name.partition("+")[2]
     if peer:
-        use_peer_in_biounet(peer.removeprefix("monai_"))
+        kind = peer.removeprefix("monai_")
+        use_peer_in_biounet(lambda c_in, c_out: make_net(kind, c_in, c_out))
     run = out / "runs" / name
     train, test = isbi_split(out, "")
     cfg = biounet_config(train, minutes, peer)
