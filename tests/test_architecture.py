@@ -51,6 +51,7 @@ LAYERS: dict[str, int] = {
     "biounet.inference.backend": 2,
     "biounet.reporting": 2,
     "biounet.reporting.runlog": 2,
+    "biounet.reporting.tensorboard": 2,
     "biounet.reporting.plots": 2,
     "biounet.reporting.pictures": 2,
     "biounet.reporting.advice": 2,

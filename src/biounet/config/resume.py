@@ -24,6 +24,7 @@ RESUMABLE = (
     "checkpoint_minutes",
     "checkpoint_every",
     "log_every",
+    "log.tensorboard",
     "val_every",
     "data.path",
     "data.val_path",
@@ -71,8 +72,8 @@ def resume_config(run: str | Path, overrides: list[dict[str, Any]] | None = None
 
     Only the settings of :data:`RESUMABLE` may change (``iterations`` to extend the run,
     ``max_minutes``, ``workers``, ``checkpoint_minutes``, ``checkpoint_every``, ``log_every``,
-    ``val_every``, ``data.path`` and ``data.val_path`` for data that moved); an override that
-    sets another one to its current value is fine. Pass the result to
+    ``log.tensorboard``, ``val_every``, ``data.path`` and ``data.val_path`` for data that
+    moved); an override that sets another one to its current value is fine. Pass the result to
     ``fit(cfg, run, resume=True)``, which applies them all and rewrites ``config.yaml``.
 
     Parameters

@@ -30,6 +30,7 @@ __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
     "DataConfig",
+    "LogConfig",
     "LossConfig",
     "OptimConfig",
     "TrainConfig",
@@ -71,6 +72,19 @@ class LossConfig:
     ce: float = 1.0
     dice: float = 0.0
     dice_class_weights: list[float] = field(default_factory=list)
+
+
+@dataclass
+class LogConfig:
+    """Where a run's logs go besides ``metrics.jsonl`` (which is always written).
+
+    ``tensorboard``: also write TensorBoard event files to ``RUN/tensorboard/``: every
+    logged scalar (``train/loss``, ``train/lr``, ``val/iou``, ...) and, at each validation,
+    a few validation images beside their truth and prediction. Needs the ``tensorboard``
+    package (``pip install "biounet[tensorboard]"``); view with ``tensorboard --logdir RUN``.
+    """
+
+    tensorboard: bool = False
 
 
 @dataclass
@@ -126,6 +140,8 @@ class TrainConfig:
         Also write ``last.pt`` every this many iterations (0: only by time and validation).
     log_every : int
         Iterations between lines of the metrics log.
+    log : LogConfig
+        Logs besides the metrics log (TensorBoard).
     seed : int
     deterministic : bool
         Deterministic algorithms (reproducible, possibly slower).
@@ -159,6 +175,7 @@ class TrainConfig:
     checkpoint_minutes: float = 5.0
     checkpoint_every: int = 0
     log_every: int = 10
+    log: LogConfig = field(default_factory=LogConfig)
     seed: int = 0
     deterministic: bool = False
     amp: str = "off"

@@ -12,6 +12,7 @@ of tiles (:mod:`biounet.train.distributed`); only rank 0 validates and writes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -138,8 +139,9 @@ def _train(cfg: TrainConfig, run: Run, progress: bool | None, t0: float) -> Trai
     loader = _loader(cfg, run, in_tile, state.iteration)
     compiler = Compiler(_wrap(model, run), cfg, ranks, device)
     metrics = (
-        MetricsLog(run.folder / "metrics.jsonl", after=state.iteration) if ranks.main else None
-    )
+        MetricsLog(run.folder / "metrics.jsonl", after=state.iteration,
+                   tensorboard=cfg.log.tensorboard) if ranks.main else None
+    )  # fmt: skip
     spacing = None if run.plan.spacing is None else list(run.plan.spacing)
     meta = CheckpointMeta(run.normalizer.to_dict(), cfg.data.names(), list(in_tile), to_dict(cfg),
                           instance_entry_for(run.instance_rule, run.object_sizes), run.scale,
@@ -148,7 +150,7 @@ def _train(cfg: TrainConfig, run: Run, progress: bool | None, t0: float) -> Trai
                disable=tqdm_disable(progress), desc="training")  # fmt: skip
     compiler.net.train()
     ready, first = time.monotonic(), state.iteration
-    with interruptible() as stop:
+    with interruptible() as stop, metrics or contextlib.nullcontext():
         for batch in loader:
             if state.iteration >= state.planned:  # tiles prefetched before the plan shrank
                 break
@@ -311,14 +313,9 @@ def _validate(
 ) -> None:
     """Validate on rank 0; write ``best.pt`` if the chosen metric improved, and log."""
     rule = run.instance_rule
-    scores = validate(
-        run.model,
-        run.val_images,
-        cfg.data.num_classes,
-        run.device,
-        instances=rule,
-        scale=run.scale,
-    )
+    pictures: list[tuple[str, np.ndarray]] | None = [] if metrics and metrics.tensorboard else None
+    scores = validate(run.model, run.val_images, cfg.data.num_classes, run.device,
+                      instances=rule, scale=run.scale, pictures=pictures)  # fmt: skip
     key, it = cfg.selection_metric(), state.iteration
     if improves(key, scores[key], state.best):
         state.best = {"metric": key, "value": scores[key], "iteration": it}
@@ -327,6 +324,7 @@ def _validate(
     if metrics:  # the class means and the pixel error, not every class's score
         shown = {f"val_{k}": v for k, v in scores.items() if "_" not in k or k in SHOWN}
         metrics.write(iteration=it, **shown)
+        metrics.pictures(pictures or [], it)
     keys = ("pixel_error", "iou", "dice", "loss", "ap_50", "f1")
     summary = ", ".join(f"{k} {scores[k]:.4f}" for k in keys if k in scores)
     log.info("iteration %d: %s", it, summary)

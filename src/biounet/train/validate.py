@@ -16,6 +16,7 @@ from biounet.inference.postprocess.rule import InstanceRule
 from biounet.metrics.instances import InstanceAccumulator
 from biounet.metrics.pixel import ConfusionMatrix
 from biounet.model.unet import UNet
+from biounet.reporting.tensorboard import PICTURES, picture
 from biounet.train.losses import probability_cross_entropy
 
 __all__ = ["HIGHER_IS_BETTER", "improves", "validate"]
@@ -32,6 +33,7 @@ def validate(
     *,
     instances: InstanceRule | None = None,
     scale: float = 1.0,
+    pictures: list[tuple[str, np.ndarray]] | None = None,
 ) -> dict[str, float]:
     """Whole-image overlap-tile inference on ``images``; scores pooled over all of them.
 
@@ -43,7 +45,9 @@ def validate(
     true objects, also ``ap_50`` and ``f1``: objects matched at IoU >= 0.5, counts pooled over
     the images (:class:`~biounet.metrics.InstanceAccumulator`). ``scale``: the factor the
     training images were resampled by; the validation images keep their own grid and are
-    resampled by ``predict``, as a user's images are.
+    resampled by ``predict``, as a user's images are. ``pictures``: a list that gets
+    ``(name, picture)`` of the first :data:`~biounet.reporting.tensorboard.PICTURES` images
+    (:func:`~biounet.reporting.tensorboard.picture`, for TensorBoard).
     """
     from biounet.inference.predictor import predict  # at call time: tests spy on it
 
@@ -54,6 +58,8 @@ def validate(
         # (K, *S) float32, on the image's own grid
         probs = predict(model, t.image, device=device, normalize=False, scale=scale)
         cm.update(t.classes, probs.argmax(0))
+        if pictures is not None and len(pictures) < PICTURES:
+            pictures.append((t.name, picture(t.image, t.classes, probs)))
         target = torch.from_numpy(np.asarray(t.classes, np.int64))[None]
         p = torch.from_numpy(np.asarray(probs, np.float32))[None]
         nll += float(probability_cross_entropy(p, target, reduction="sum"))
