@@ -59,6 +59,7 @@ LAYERS: dict[str, int] = {
     # 3: the configuration of a run and its checkpoints
     "biounet.config.*": 3,
     "biounet.checkpoint": 3,
+    "biounet.zoo": 3,
     # 4: the pipeline stages: training, segmenting files, evaluation, export
     "biounet.train": 4,
     "biounet.train.*": 4,

@@ -57,7 +57,7 @@ def test_unknown_preset_is_one_clear_line(capsys) -> None:
     assert err.strip() == (
         "biounet inspect: error: unknown preset 'ronneberger': did you mean 'ronneberger2015'? "
         "(choices: 'ronneberger2015', 'narrow', 'narrow3d', 'compact3d', 'cpu', 'gpu', 'cpu3d', "
-        "'gpu3d') (or give a checkpoint file or run folder)"
+        "'gpu3d') (or give a checkpoint file, a run folder or a shipped model: biounet models)"
     )
 
 

@@ -50,6 +50,7 @@ from biounet.data.objects import ObjectSizes
 from biounet.inference.postprocess.rule import InstanceRule
 from biounet.inference.trained import TrainedModel
 from biounet.model.unet import UNet
+from biounet.zoo import resolve, shipped
 
 FORMAT = "biounet-checkpoint"
 FORMAT_VERSION = 1
@@ -177,7 +178,8 @@ def load_checkpoint(
     Parameters
     ----------
     path : str or PathLike
-        A checkpoint file, or a run folder (its ``best.pt``, else ``last.pt``).
+        A checkpoint file, a run folder (its ``best.pt``, else ``last.pt``), or the name of a
+        model shipped with biounet (:mod:`biounet.zoo`; a path that exists wins).
     map_location : str or torch.device
         Where the network's tensors (``state_dict``) go: ``"cpu"``, ``"cuda"``, ``"cuda:N"``,
         ``"auto"``. The file is always read on the CPU first, and the rest (optimiser and
@@ -192,7 +194,7 @@ def load_checkpoint(
         written by a newer biounet, or ``map_location`` is a device this machine lacks (the
         file itself is then fine).
     """
-    p = Path(path)
+    p = resolve(path)
     if p.is_dir():
         for name in ("best.pt", "last.pt"):
             if (p / name).exists():
@@ -201,7 +203,13 @@ def load_checkpoint(
         else:
             raise FileNotFoundError(f"{path}: a folder without best.pt or last.pt")
     if not p.exists():
-        raise FileNotFoundError(f"{p}: no such checkpoint")
+        if p.suffix or len(p.parts) > 1:  # a path
+            raise FileNotFoundError(f"{p}: no such checkpoint")
+        names = ", ".join(shipped()) or "none"  # perhaps a misspelt name
+        raise FileNotFoundError(
+            f"{p}: no such checkpoint, run folder or shipped model (shipped: {names}; "
+            "see biounet models)"
+        )
     device = resolve_device(map_location)  # a device this machine lacks is not a corrupt file
     _check_zip(p)
     try:

@@ -12,6 +12,7 @@ from biounet.core.checks import look_up
 from biounet.model.presets import PRESETS
 from biounet.model.summary import describe_model, describe_preset
 from biounet.train import build_model
+from biounet.zoo import shipped
 
 __all__ = [
     "describe",
@@ -26,7 +27,8 @@ def inspect_target(target: str) -> tuple[str, str]:
     """What ``target`` names, and its name: a checkpoint, a network preset or a training preset.
 
     Returns ``("checkpoint", path)`` for a checkpoint file or run folder (anything that exists,
-    ends in ``.pt``/``.pth`` or holds a ``/``, unless it is a network preset),
+    ends in ``.pt``/``.pth`` or holds a ``/``, unless it is a network preset) or a shipped
+    model's name (:mod:`biounet.zoo`),
     ``("training preset", name)`` for ``cpu`` or ``gpu``, else ``("preset", name)``.
 
     Raises
@@ -38,10 +40,14 @@ def inspect_target(target: str) -> tuple[str, str]:
         Path(target).exists() or target.endswith((".pt", ".pth")) or "/" in target
     ):
         return "checkpoint", target
+    if target in shipped():
+        return "checkpoint", target
     try:
         name = look_up(target, list(dict.fromkeys([*PRESETS, *TRAIN_PRESETS])), "preset")
     except ValueError as e:
-        raise ValueError(f"{e} (or give a checkpoint file or run folder)") from None
+        raise ValueError(
+            f"{e} (or give a checkpoint file, a run folder or a shipped model: biounet models)"
+        ) from None
     return ("preset" if name in PRESETS else "training preset"), name
 
 

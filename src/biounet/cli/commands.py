@@ -18,6 +18,7 @@ __all__ = [
     "cmd_evaluate",
     "cmd_export",
     "cmd_inspect",
+    "cmd_models",
     "cmd_plot",
     "cmd_predict",
     "cmd_report",
@@ -183,4 +184,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from biounet.describe import describe
 
     print(describe(args.target, near=args.near, count=args.count, flops=not args.no_flops))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """``biounet models``: the shipped models (:mod:`biounet.zoo`), or one model's card."""
+    from biounet.zoo import card_text, models_table
+
+    print(card_text(args.name) if args.name else models_table(), end="\n")
     return 0

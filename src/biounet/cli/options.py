@@ -61,6 +61,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     overrides = config_overrides(args)
     if args.data:
         overrides.append({"data": {"path": str(Path(args.data))}})
+    if getattr(args, "init", None):
+        overrides.append({"init": str(args.init)})
     if not args.resume:
         return build_config(args.preset or "cpu", args.config, overrides)
     if not args.out:

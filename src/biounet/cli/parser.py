@@ -92,7 +92,9 @@ def add_inspect(sub: Verbs, parent: argparse.ArgumentParser) -> None:
         "with it.",
     )
     p.add_argument(
-        "target", metavar="MODEL|PRESET", help="a checkpoint, a run folder or a preset name"
+        "target",
+        metavar="MODEL|PRESET",
+        help="a checkpoint, a run folder, a shipped model or a preset name",
     )
     p.add_argument(
         "--near",
@@ -140,6 +142,12 @@ def add_train(sub: Verbs, parent: argparse.ArgumentParser) -> None:
         help="print the resolved configuration as YAML and exit (nothing is trained)",
     )
     training_flags(p)
+    p.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="start from this trained model's weights and network (a checkpoint, a run folder "
+        "or a shipped model such as em-membranes): fine-tuning",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.set_defaults(func=commands.cmd_train)
 
@@ -154,7 +162,11 @@ def add_predict(sub: Verbs, parent: argparse.ArgumentParser) -> None:
         "(a checkpoint or run folder) and write masks, instance labels, probability maps and "
         "overlays to --out, named after each input.",
     )
-    p.add_argument("model", metavar="MODEL", help="checkpoint (.pt) or run folder")
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="checkpoint (.pt), run folder or shipped model (biounet models)",
+    )
     p.add_argument("inputs", metavar="INPUTS", nargs="+")
     p.add_argument("--out", required=True, metavar="DIR")
     # what is written
@@ -260,7 +272,11 @@ def add_export(sub: Verbs, parent: argparse.ArgumentParser) -> None:
         "check it numerically against the PyTorch model (ONNX through onnxruntime) and write "
         "a JSON beside it with the input axes, valid tiles, margin, classes and normalisation.",
     )
-    p.add_argument("model", metavar="MODEL", help="checkpoint (.pt) or run folder")
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="checkpoint (.pt), run folder or shipped model (biounet models)",
+    )
     p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
     p.add_argument("--out", required=True, metavar="FILE")
     p.add_argument("--tile", type=int, metavar="PX", help="example tile (default: fitted)")
@@ -282,6 +298,20 @@ def add_plot(sub: Verbs, parent: argparse.ArgumentParser) -> None:
     p.set_defaults(func=commands.cmd_plot)
 
 
+def add_models(sub: Verbs, parent: argparse.ArgumentParser) -> None:
+    """``biounet models``: the models shipped with biounet."""
+    p = sub.add_parser(
+        "models",
+        parents=[parent],
+        help="list the pretrained models shipped with biounet",
+        description="The models shipped with biounet, usable by name wherever a checkpoint is "
+        "(predict, export, inspect, train --init): what each was trained on, its licence and "
+        "its scores on held-out images. With NAME: its whole card.",
+    )
+    p.add_argument("name", metavar="NAME", nargs="?", help="show this model's card")
+    p.set_defaults(func=commands.cmd_models)
+
+
 #: the verbs, in the order ``biounet --help`` lists them
 VERBS = (
     add_demo,
@@ -292,4 +322,5 @@ VERBS = (
     add_report,
     add_export,
     add_plot,
+    add_models,
 )

@@ -142,6 +142,11 @@ class TrainConfig:
         Iterations between lines of the metrics log.
     log : LogConfig
         Logs besides the metrics log (TensorBoard).
+    init : str
+        Start from a trained model's weights (fine-tuning): a checkpoint, a run folder or a
+        shipped model's name (``biounet models``). Its network replaces ``model`` (the
+        resolved configuration records it); a head of another number of classes starts
+        afresh. Empty: random initialisation.
     seed : int
     deterministic : bool
         Deterministic algorithms (reproducible, possibly slower).
@@ -176,6 +181,7 @@ class TrainConfig:
     checkpoint_every: int = 0
     log_every: int = 10
     log: LogConfig = field(default_factory=LogConfig)
+    init: str = ""
     seed: int = 0
     deterministic: bool = False
     amp: str = "off"

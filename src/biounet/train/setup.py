@@ -33,6 +33,7 @@ from biounet.model.unet import UNet
 from biounet.train.data import harmonise_channels, load_samples, prepare_split, split
 from biounet.train.distributed import Ranks, start
 from biounet.train.voxels import VoxelPlan, resolve_spacing
+from biounet.train.warmstart import adopt_network, load_start
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +207,7 @@ def set_up(cfg: TrainConfig, folder: Path, *, resume: bool, samples: list[Sample
         raise FileExistsError(f"{folder} already holds a run; use --resume or another --out")
     elif ranks.main:
         check_new_run_folder(folder)
+    trained = adopt_network(cfg) if cfg.init and resumed is None else None  # fine-tuning
     # everything that can be checked without writing, before the run folder exists
     found = load_samples(cfg.data) if samples is None else samples
     check_run_folder_apart(folder, found, cfg.data)
@@ -242,6 +244,8 @@ def set_up(cfg: TrainConfig, folder: Path, *, resume: bool, samples: list[Sample
             rescaled(train_s, scale), val_s, spec, norm, weights, folder / "cache"
         )
         model = build_model(cfg, int(train_imgs[0].image.shape[0]), plan)
+        if trained is not None:
+            load_start(model, trained, cfg.init)
         if resumed is not None:
             try:
                 model.load_state_dict(resumed["state_dict"])
