@@ -154,7 +154,8 @@ TINY3D = {
 
 def write_stacks(root, spacing=None, n=3):
     """``n`` nucleus stacks of 12 x 40 x 40 voxels (z 2.2x coarser) as images/ + masks/."""
-    from biounet.data.io import write_image, write_labels
+    from biounet.data.io import write_image
+    from biounet.data.maps import write_labels
     from biounet.data.synthetic import make_nuclei
 
     (root / "images").mkdir(parents=True)

@@ -14,7 +14,8 @@ from PIL import Image
 
 import biounet
 from biounet.config import build_config
-from biounet.data.io import read_image, write_image, write_labels
+from biounet.data.io import read_image, write_image
+from biounet.data.maps import write_labels
 from biounet.data.synthetic import make_nuclei
 from biounet.reporting.page import write_report
 from biounet.reporting.pictures import (

@@ -15,7 +15,8 @@ from PIL import Image
 
 import biounet
 from biounet.config import build_config
-from biounet.data.io import write_image, write_labels
+from biounet.data.io import write_image
+from biounet.data.maps import write_labels
 from biounet.data.synthetic import make_dataset
 from biounet.reporting.page import write_report
 from biounet.reporting.tables import write_reports

@@ -401,3 +401,46 @@ def test_membrane_instances_are_the_regions_between_membranes(model_path, images
     expected = membrane_regions(probs[0], thin=True, min_size=3)  # class 0: membrane
     assert expected.max() >= 1
     np.testing.assert_array_equal(labels, expected)
+
+
+# --- the input's pixel size carried into the outputs ----------------------------------------------
+
+
+def ome_tiff(path, array, axes, **sizes):
+    """An OME-TIFF with PhysicalSize{X,Y,Z} (nm for X and Y, µm for Z: units convert)."""
+    meta = {"axes": axes}
+    for a, v in sizes.items():
+        meta[f"PhysicalSize{a}"] = v * (1000 if a in "XY" else 1)
+        meta[f"PhysicalSize{a}Unit"] = "nm" if a in "XY" else "µm"
+    tifffile.imwrite(path, array, ome=True, metadata=meta)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["image", "stack", "volume"])
+def test_outputs_carry_the_pixel_size_of_an_ome_tiff(model_path, tmp_path, kind) -> None:
+    from biounet.data.io import read_image_file
+
+    rng = np.random.default_rng(3)
+    if kind == "volume":
+        net = biounet.UNet(ndim=3, depth=1, base_width=2)
+        model = biounet.load(save_checkpoint(tmp_path / "m3.pt", net,
+                                             normalize=Normalizer().to_dict()))  # fmt: skip
+    else:
+        model = biounet.load(model_path)
+    if kind == "image":
+        src = ome_tiff(tmp_path / "a.ome.tif", rng.integers(0, 255, (33, 40), np.uint8), "YX",
+                       X=0.2, Y=0.3)  # fmt: skip
+        want = {"Y": 0.3, "X": 0.2}
+    else:
+        src = ome_tiff(tmp_path / "a.ome.tif", rng.integers(0, 255, (6, 33, 40), np.uint8),
+                       "ZYX", X=0.2, Y=0.3, Z=1.5)  # fmt: skip
+        want = {"Z": 1.5, "Y": 0.3, "X": 0.2}
+    opts = PredictOptions(probabilities=True, instances=True, mask_format="tif")
+    (done,) = predict_files(model, [src], tmp_path / "out", opts, progress=False)
+    assert set(done) == {"mask", "labels", "probs"}
+    for kind_, path in done.items():
+        f = read_image_file(path)
+        assert f.spacing is not None, kind_
+        assert f.spacing.keys() == want.keys(), kind_
+        for a, v in want.items():
+            assert f.spacing[a] == pytest.approx(v, rel=1e-6), (kind_, a)

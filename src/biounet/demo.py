@@ -268,7 +268,7 @@ def _score(
     opts = EvalOptions(task=task)
     if task in ("semantic", "membranes"):  # truth as the training saw it: class maps
         from biounet.data.annotations import to_target
-        from biounet.data.io import mask_classes
+        from biounet.data.maps import mask_classes
 
         spec = d.annotation_spec()
         classes = [(name, pred, to_target(t, spec).classes) for name, pred, t in pairs]

@@ -9,17 +9,7 @@ from __future__ import annotations
 from biounet.core.files import clean_stale_parts
 from biounet.core.lazy import lazy_exports
 from biounet.data.annotations import IGNORE_INDEX, AnnotationSpec, Target, to_target
-from biounet.data.io import (
-    ImageFile,
-    mask_classes,
-    mask_values,
-    read_image,
-    read_image_file,
-    write_image,
-    write_labels,
-    write_mask,
-    write_probabilities,
-)
+from biounet.data.io import ImageFile, read_image, read_image_file, write_image
 from biounet.data.layouts import (
     Sample,
     find_dataset,
@@ -27,6 +17,13 @@ from biounet.data.layouts import (
     load_pairs,
     load_stacks,
     to_channels_first,
+)
+from biounet.data.maps import (
+    mask_classes,
+    mask_values,
+    write_labels,
+    write_mask,
+    write_probabilities,
 )
 from biounet.data.normalize import Normalizer
 

@@ -38,6 +38,7 @@ __all__ = [
     "array_spacing",
     "ome_zarr_spacing",
     "spacing_to_store",
+    "spacing_values",
     "tiff_spacing",
     "to_micrometres",
 ]
@@ -320,3 +321,21 @@ def spacing_to_store(
         {"spacing": size["Z"], "unit": "um"} if "Z" in size else {},
         {"spacing": per_axis},
     )
+
+
+def spacing_values(spacing: Mapping[str, float] | None, ndim: int) -> list[float] | None:
+    """A read spacing (``{"Z": .., "Y": .., "X": ..}``) as a writer's sequence, µm per axis.
+
+    ``(Z, Y, X)`` for a volume (``ndim`` 3) whose three sizes are known, else ``(Y, X)`` when
+    both are known (a writer puts them on the last two spatial axes), else None.
+
+    >>> s = {"Z": 2.0, "Y": 0.5, "X": 0.5}
+    >>> spacing_values(s, 3), spacing_values(s, 2)
+    ([2.0, 0.5, 0.5], [0.5, 0.5])
+    >>> spacing_values({"X": 0.5}, 2) is None, spacing_values(None, 3) is None
+    (True, True)
+    """
+    if not spacing or "Y" not in spacing or "X" not in spacing:
+        return None
+    letters = "ZYX" if ndim == 3 and "Z" in spacing else "YX"
+    return [float(spacing[a]) for a in letters]

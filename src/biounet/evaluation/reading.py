@@ -14,7 +14,7 @@ import logging
 import numpy as np
 
 from biounet.core.checks import check_probabilities
-from biounet.data.io import mask_classes
+from biounet.data.maps import mask_classes
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def class_map(pred: np.ndarray, ndim: int, threshold: float) -> np.ndarray:
     pred : numpy.ndarray, shape ``(C, *S)`` or ``(*S)``
         Probabilities (argmax; with two classes, class 1 where ``p[1] > threshold`` unless
         the threshold is 0.5), a float map (1 where ``p > threshold``), a 0/255 mask (0 and
-        1, :func:`~biounet.data.io.mask_classes`) or class indices.
+        1, :func:`~biounet.data.maps.mask_classes`) or class indices.
     ndim : int
         The number of axes of the truth, ``len(S)``.
     threshold : float

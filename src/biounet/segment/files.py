@@ -31,6 +31,7 @@ from biounet.core.paths import check_outputs
 from biounet.data.io import ImageFile, file_stem, read_image_file
 from biounet.data.layouts import to_channels_first
 from biounet.data.layouts.channels import sample_spacing
+from biounet.data.spacing import spacing_values
 from biounet.inference.trained import TrainedModel
 from biounet.model.unet import UNet
 from biounet.segment.inputs import expand_inputs, shard_of
@@ -285,7 +286,9 @@ def _write_rest(
     """
     image = _overlay_image(inp) if "overlay" in targets and inp.ndim == 2 else None
     rule = model.instance_rule if isinstance(model, TrainedModel) else None
-    made = write_outputs(pages, targets, o, image=image, stack=inp.stack, source=path, rule=rule)
+    spacing = spacing_values(inp.file.spacing, 3 if inp.ndim == 3 or inp.stack else 2)
+    made = write_outputs(pages, targets, o, image=image, stack=inp.stack, source=path, rule=rule,
+                         spacing=spacing)  # fmt: skip
     return made.paths
 
 

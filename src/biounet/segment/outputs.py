@@ -29,13 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from biounet.data.io import (
-    mask_values,
-    write_image,
-    write_labels,
-    write_mask,
-    write_probabilities,
-)
+from biounet.data.io import write_image
+from biounet.data.maps import mask_values, write_labels, write_mask, write_probabilities
 from biounet.reporting.pictures import overlay
 from biounet.segment.options import PredictOptions
 
@@ -116,6 +111,7 @@ def write_outputs(
     stack: bool = False,
     source: str | Path = "",
     rule: InstanceRule | None = None,
+    spacing: Sequence[float] | None = None,
 ) -> Outputs:
     """Turn a model's probabilities into the files ``targets`` names (see the module docstring).
 
@@ -144,6 +140,10 @@ def write_outputs(
         how instance labels of kind "cells" are made; ``options.postprocess`` overrides its
         values (e.g. ``{"min_size": 0}``). None: the defaults of
         :func:`biounet.inference.postprocess.instances`.
+    spacing : sequence of float, optional
+        The input's pixel size in µm per spatial axis (``(Y, X)``, or ``(Z, Y, X)`` for a
+        volume or a stack), written into the TIFF and Zarr outputs
+        (:func:`biounet.data.spacing.spacing_values`).
 
     Returns
     -------
@@ -162,14 +162,17 @@ def write_outputs(
     written: dict[str, Path] = {}
     if "mask" in targets:
         axes = None if ndim == 2 and not stack else "ZYX"
-        written["mask"] = write_mask(targets["mask"], one(classes), num_classes, axes=axes)
+        written["mask"] = write_mask(
+            targets["mask"], one(classes), num_classes, axes=axes, spacing=spacing
+        )
     if "labels" in targets and labels is not None:
-        written["labels"] = write_labels(targets["labels"], one(labels))
+        axes = None if ndim == 2 and not stack else "ZYX"
+        written["labels"] = write_labels(targets["labels"], one(labels), axes=axes, spacing=spacing)
     if "probs" in targets:
         if targets["probs"].suffix != ".zarr":
             axes = "CZYX" if ndim == 3 else "ZCYX" if stack else "CYX"
             probs = np.stack(pages) if stack else pages[0]
-            write_probabilities(targets["probs"], probs, axes=axes)
+            write_probabilities(targets["probs"], probs, axes=axes, spacing=spacing)
         written["probs"] = targets["probs"]
     if "overlay" in targets:
         if ndim == 2:

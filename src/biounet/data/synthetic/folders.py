@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from biounet.data.io import write_image, write_labels
+from biounet.data.io import write_image
+from biounet.data.maps import write_labels
 from biounet.data.synthetic.dataset import make_dataset
 
 __all__ = ["write_synthetic"]
