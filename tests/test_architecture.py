@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "biounet.metrics.*": 1,
     "biounet.data.io": 1,
     "biounet.data.maps": 1,
+    "biounet.data.ngff": 1,
     "biounet.data.spacing": 1,
     "biounet.data.normalize": 1,
     "biounet.data.annotations": 1,

@@ -222,6 +222,7 @@ def test_every_choice_list_is_the_library_constant() -> None:
         ("predict", "task"): tasks,
         ("predict", "instance_kind"): biounet.inference.postprocess.INSTANCE_KINDS,
         ("predict", "mask_format"): biounet.segment.MASK_FORMATS,
+        ("predict", "output_format"): biounet.segment.OUTPUT_FORMATS,
         ("predict", "backend"): biounet.inference.backend.BACKENDS,
         ("evaluate", "task"): tasks,
         ("export", "format"): biounet.export.FORMATS,

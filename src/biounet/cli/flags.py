@@ -20,6 +20,7 @@ __all__ = [
     "EXPORT_FORMATS",
     "INSTANCE_KINDS",
     "MASK_FORMATS",
+    "OUTPUT_FORMATS",
     "evaluation_flags",
     "global_flags",
     "training_flags",
@@ -32,6 +33,7 @@ EVAL_TASKS = TASKS
 DEMO_TASKS = ("cells", "semantic", "membranes")  # biounet.demo.TASKS
 INSTANCE_KINDS = ("cells", "membranes")  # biounet.inference.postprocess.INSTANCE_KINDS
 MASK_FORMATS = ("auto", "png", "tif")  # biounet.segment.MASK_FORMATS
+OUTPUT_FORMATS = ("auto", "files", "ome-zarr")  # biounet.segment.OUTPUT_FORMATS
 BACKENDS = ("auto", "eager", "compile")  # biounet.inference.backend.BACKENDS
 ANNOTATION_KINDS = ("binary", "classes", "instances")  # biounet.data.annotations.ANNOTATION_KINDS
 EXPORT_FORMATS = ("torchscript", "onnx")  # biounet.export.FORMATS

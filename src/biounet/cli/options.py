@@ -156,6 +156,7 @@ def predict_options(args: argparse.Namespace, task: str) -> PredictOptions:
         overlays=args.overlays,
         overwrite=args.overwrite,
         mask_format=args.mask_format,
+        output_format=args.output_format,
         instance_kind=instance_kind(args),
         membrane_class=args.membrane_class,
         postprocess=postprocess_options(args),

@@ -18,6 +18,7 @@ from biounet.cli.flags import (
     EXPORT_FORMATS,
     INSTANCE_KINDS,
     MASK_FORMATS,
+    OUTPUT_FORMATS,
     evaluation_flags,
     global_flags,
     training_flags,
@@ -187,6 +188,15 @@ def add_predict(sub: Verbs, parent: argparse.ArgumentParser) -> None:
         choices=MASK_FORMATS,
         default="auto",
         help="auto (default): PNG for 2D images, TIFF for stacks and 3D volumes",
+    )
+    p.add_argument(
+        "--format",
+        dest="output_format",
+        choices=OUTPUT_FORMATS,
+        default="auto",
+        help="files: mask, labels and probabilities as separate files; ome-zarr: one OME-Zarr "
+        "(NGFF 0.5) per input with the probabilities, the class map and the instance labels, "
+        "at the input's pixel size; auto (default): ome-zarr for OME-Zarr inputs, else files",
     )
     p.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs exist")
     # how the network runs

@@ -77,14 +77,14 @@ def format_suffix(path: Path) -> str:
 
 
 def file_stem(path: str | os.PathLike[str]) -> str:
-    """The file name without its extension (``.ome.tif`` counts as one extension).
+    """The file name without its extension (``.ome.tif``, ``.ome.zarr`` count as one).
 
-    >>> file_stem("a/cell.ome.tif"), file_stem("b/t001.png")
-    ('cell', 't001')
+    >>> file_stem("a/cell.ome.tif"), file_stem("b/t001.png"), file_stem("c/big.ome.zarr")
+    ('cell', 't001', 'big')
     """
     p = Path(path)
     name = p.name
-    for ext in (".ome.tiff", ".ome.tif"):
+    for ext in (".ome.tiff", ".ome.tif", ".ome.zarr"):
         if name.lower().endswith(ext):
             return name[: -len(ext)]
     return p.stem

@@ -9,11 +9,12 @@ overlays are drawn by :func:`biounet.reporting.pictures.overlay`, re-exported he
 from biounet.reporting.pictures import overlay
 from biounet.segment.files import predict_files
 from biounet.segment.inputs import expand_inputs, shard_of
-from biounet.segment.options import MASK_FORMATS, PredictOptions, check_options
+from biounet.segment.options import MASK_FORMATS, OUTPUT_FORMATS, PredictOptions, check_options
 from biounet.segment.outputs import Outputs, output_paths, write_outputs
 
 __all__ = [
     "MASK_FORMATS",
+    "OUTPUT_FORMATS",
     "Outputs",
     "PredictOptions",
     "check_options",

@@ -31,6 +31,7 @@ from biounet.core.paths import check_outputs
 from biounet.data.io import ImageFile, file_stem, read_image_file
 from biounet.data.layouts import to_channels_first
 from biounet.data.layouts.channels import sample_spacing
+from biounet.data.ngff import is_ome_zarr
 from biounet.data.spacing import spacing_values
 from biounet.inference.trained import TrainedModel
 from biounet.model.unet import UNet
@@ -155,7 +156,11 @@ def plan_outputs(
     outputs: list[tuple[Path, str]] = []
     for path in files:
         zarr_input = path.suffix.lower() == ".zarr"
-        plan[path] = output_paths(file_stem(path), out, options, ndim, zarr_input=zarr_input)
+        fmt = options.output_format
+        ome = fmt == "ome-zarr" or (fmt == "auto" and zarr_input and is_ome_zarr(path))
+        plan[path] = output_paths(
+            file_stem(path), out, options, ndim, zarr_input=zarr_input, ome=ome
+        )
         for kind, target in plan[path].items():
             outputs.append((target, f"the {kind} output of {path},"))
             if kind == "mask" and options.mask_format == "auto" and target.suffix == ".png":
@@ -287,8 +292,9 @@ def _write_rest(
     image = _overlay_image(inp) if "overlay" in targets and inp.ndim == 2 else None
     rule = model.instance_rule if isinstance(model, TrainedModel) else None
     spacing = spacing_values(inp.file.spacing, 3 if inp.ndim == 3 or inp.stack else 2)
+    names = model.class_names if isinstance(model, TrainedModel) else []
     made = write_outputs(pages, targets, o, image=image, stack=inp.stack, source=path, rule=rule,
-                         spacing=spacing)  # fmt: skip
+                         spacing=spacing, class_names=names)  # fmt: skip
     return made.paths
 
 

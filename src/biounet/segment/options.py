@@ -11,10 +11,12 @@ if TYPE_CHECKING:  # torch stays unloaded until a model is at hand
     from biounet.inference.trained import TrainedModel
     from biounet.model.unet import UNet
 
-__all__ = ["MASK_FORMATS", "PredictOptions", "check_options"]
+__all__ = ["MASK_FORMATS", "OUTPUT_FORMATS", "PredictOptions", "check_options"]
 
 #: values of :attr:`PredictOptions.mask_format`
 MASK_FORMATS = ("auto", "png", "tif")
+#: values of :attr:`PredictOptions.output_format`
+OUTPUT_FORMATS = ("auto", "files", "ome-zarr")
 
 
 @dataclass
@@ -29,6 +31,12 @@ class PredictOptions:
         Redo inputs whose outputs all exist (else they are skipped).
     mask_format : {"auto", "png", "tif"}
         ``"auto"``: PNG for 2D images, TIFF for stacks and 3D volumes (PNG holds 2D only).
+    output_format : {"auto", "files", "ome-zarr"}
+        ``"files"``: one file per output (mask, labels, probabilities; see
+        :mod:`biounet.segment.outputs`); ``"ome-zarr"``: one OME-Zarr container per input
+        holding the probabilities, the class map and the instance labels
+        (:func:`biounet.data.ngff.write_segmentation`); ``"auto"``: OME-Zarr for OME-Zarr
+        inputs, files for the others.
     instance_kind : {"cells", "membranes"}
         How instance labels are made: ``"cells"``, a seeded watershed of the foreground class
         (:func:`biounet.inference.postprocess.instances`), by the model's instance rule where
@@ -54,6 +62,7 @@ class PredictOptions:
     overlays: bool = False
     overwrite: bool = False
     mask_format: str = "auto"
+    output_format: str = "auto"
     instance_kind: str = "cells"
     membrane_class: int = 0
     postprocess: dict[str, Any] = field(default_factory=dict)
@@ -78,6 +87,7 @@ def check_options(model: TrainedModel | UNet, options: PredictOptions) -> Predic
 
     o = options
     look_up(o.mask_format, MASK_FORMATS, "mask format")
+    look_up(o.output_format, OUTPUT_FORMATS, "output format")
     look_up(o.instance_kind, INSTANCE_KINDS, "instance kind")  # postprocess's kinds
     k = model.config.num_classes
     if o.instances and o.instance_kind == "membranes" and not 0 <= o.membrane_class < k:

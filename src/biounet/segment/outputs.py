@@ -17,6 +17,13 @@ For each input the chosen outputs go to the output folder, named after the input
 ``<stem>_overlay.png``
     The image with the segmentation drawn over it, with ``overlays=True`` (2D; the first page
     of a stack).
+``<stem>.ome.zarr``
+    Instead of the mask, labels and probabilities, with ``output_format="ome-zarr"`` (the
+    default for OME-Zarr inputs): one OME-Zarr container holding the probabilities as its
+    image and the class map and (with ``instances=True``) the instance labels as its label
+    images (:func:`biounet.data.ngff.write_segmentation`).
+
+TIFF and Zarr outputs carry the input's pixel size.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import numpy as np
 
 from biounet.data.io import write_image
 from biounet.data.maps import mask_values, write_labels, write_mask, write_probabilities
+from biounet.data.ngff import write_segmentation
 from biounet.reporting.pictures import overlay
 from biounet.segment.options import PredictOptions
 
@@ -49,22 +57,32 @@ __all__ = [
 
 
 def output_paths(
-    stem: str, out: Path, options: PredictOptions, ndim: int, *, zarr_input: bool = False
+    stem: str,
+    out: Path,
+    options: PredictOptions,
+    ndim: int,
+    *,
+    zarr_input: bool = False,
+    ome: bool = False,
 ) -> dict[str, Path]:
     """The output files of the input named ``stem`` in the folder ``out``, by kind.
 
     Kinds: ``"mask"``, ``"labels"``, ``"probs"``, ``"overlay"``, as ``options`` asks. With
     ``mask_format="auto"`` the mask of a 2D model (``ndim == 2``) is first taken as PNG; a stack
     of pages turns it into TIFF once the input is read. A Zarr input gets Zarr probabilities.
+    With ``ome``: ``"ome"``, the OME-Zarr container, in place of the mask, labels and
+    probabilities.
     """
     o = options
     paths = {}
-    if o.masks:
+    if ome:
+        paths["ome"] = out / f"{stem}.ome.zarr"
+    elif o.masks:
         ext = o.mask_format if o.mask_format != "auto" else "tif" if ndim == 3 else "png"
         paths["mask"] = out / f"{stem}_mask.{ext}"
-    if o.instances:
+    if o.instances and not ome:
         paths["labels"] = out / f"{stem}_labels.tif"
-    if o.probabilities:
+    if o.probabilities and not ome:
         paths["probs"] = out / (f"{stem}_probs.zarr" if zarr_input else f"{stem}_probs.tif")
     if o.overlays:
         paths["overlay"] = out / f"{stem}_overlay.png"
@@ -112,6 +130,7 @@ def write_outputs(
     source: str | Path = "",
     rule: InstanceRule | None = None,
     spacing: Sequence[float] | None = None,
+    class_names: Sequence[str] = (),
 ) -> Outputs:
     """Turn a model's probabilities into the files ``targets`` names (see the module docstring).
 
@@ -144,6 +163,8 @@ def write_outputs(
         The input's pixel size in µm per spatial axis (``(Y, X)``, or ``(Z, Y, X)`` for a
         volume or a stack), written into the TIFF and Zarr outputs
         (:func:`biounet.data.spacing.spacing_values`).
+    class_names : sequence of str
+        The model's class names, for the OME-Zarr container's class map.
 
     Returns
     -------
@@ -153,7 +174,7 @@ def write_outputs(
     ndim, num_classes = pages[0].ndim - 1, pages[0].shape[0]
     classes = np.stack([p.argmax(0) for p in pages])
     labels = None
-    if "labels" in targets or ("overlay" in targets and options.instances):
+    if "labels" in targets or (options.instances and ("overlay" in targets or "ome" in targets)):
         labels = np.stack([_instance_labels(p, options, rule) for p in pages])
 
     def one(a: np.ndarray) -> np.ndarray:  # the whole stack, or the only page
@@ -174,6 +195,12 @@ def write_outputs(
             probs = np.stack(pages) if stack else pages[0]
             write_probabilities(targets["probs"], probs, axes=axes, spacing=spacing)
         written["probs"] = targets["probs"]
+    if "ome" in targets:  # probabilities (C, *S): a stack's pages on the first spatial axis
+        probs = np.stack(pages, axis=1) if stack else pages[0]
+        written["ome"] = write_segmentation(
+            targets["ome"], probs, one(classes), instances=None if labels is None else one(labels),
+            spacing=spacing, class_names=class_names,
+        )  # fmt: skip
     if "overlay" in targets:
         if ndim == 2:
             if stack:
