@@ -397,3 +397,20 @@ def test_progress_bar_switch(monkeypatch, capsys) -> None:
     monkeypatch.setattr(sys, "stderr", Terminal())
     predict(net, image, progress=False)
     assert sys.stderr.getvalue() == ""
+
+
+def test_progress_callback_counts_every_tile(capsys) -> None:
+    net = small_net(depth=2)
+    image = np.random.default_rng(0).random((70, 90)).astype(np.float32)
+    calls: list[tuple[int, int]] = []
+    out = predict(
+        net, image, tile_shape=44, progress=lambda done, total: calls.append((done, total))
+    )
+    np.testing.assert_array_equal(out, predict(net, image, tile_shape=44))
+    total = calls[0][1]
+    assert calls[0] == (0, total) and calls[-1] == (total, total) and total > 1
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)  # only ever grows
+    assert capsys.readouterr().err == ""  # no bar besides the callback
+    calls.clear()
+    predict(net, image, tile_shape=44, tta=True, progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1] == (8 * total, 8 * total)  # 8 rotations/flips of every tile

@@ -75,7 +75,7 @@ def predict(
     batch_size: int | None = None,
     tta: bool = False,
     device: str | torch.device = "auto",
-    progress: bool | None = False,
+    progress: bool | Callable[[int, int], object] | None = False,
     out: Any = None,
     overlap: float = 0.5,
     channels_last: bool | None = None,
@@ -107,9 +107,10 @@ def predict(
     device : str or torch.device
         ``"auto"`` (CUDA if present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:0"``, ...,
         ``"mps"`` (only when named). A device this machine lacks raises ValueError.
-    progress : bool or None
+    progress : bool, None or callable
         Progress bar over tiles: True shows it, False hides it, None lets tqdm decide (shown
-        when stderr is a terminal).
+        when stderr is a terminal). A callable is called as ``progress(done, total)`` with
+        the tiles done and in all, first with 0, then after each batch (a GUI's bar).
     out : array-like, shape ``(num_classes, *S)``, floating dtype, optional
         Write into this array (e.g. a Zarr array on disk) instead of returning a new one, so
         neither the image nor the probabilities need to fit in memory. Its dtype and shape

@@ -42,7 +42,7 @@ def tile_apply(
     channels: int | None = None,
     batch_size: int = 1,
     device: torch.device | str = "cpu",
-    progress: bool | None = False,
+    progress: bool | Callable[[int, int], object] | None = False,
     shard: Shard | None = None,
 ) -> Any:
     """Apply ``fn`` tile by tile to ``image`` and assemble the result.
@@ -89,9 +89,11 @@ def tile_apply(
         Tiles per call of ``fn``.
     device : torch.device or str
         Where the input tiles are sent.
-    progress : bool or None
+    progress : bool, None or callable
         Progress bar over tiles (this process's): True shows it, False hides it, None lets
-        tqdm decide (shown when stderr is a terminal).
+        tqdm decide (shown when stderr is a terminal). A callable ``progress(done, total)``
+        is called instead with the tiles done so far and in all (first with 0, then after
+        each batch; e.g. a GUI's progress bar).
     shard : Shard, optional
         One process of several that tile this image into the same ``out`` (required), e.g.
         ``Shard.from_env(out)`` under ``torchrun``: only the pixels of the shard's output
@@ -267,8 +269,28 @@ def _result_array(
     return out
 
 
-def _progress_bar(total: int, enabled: bool | None) -> Any:
-    """A tqdm bar over tiles: shown if ``enabled``, hidden if False, tqdm's choice if None."""
+class _Callback:
+    """The part of a tqdm bar that :func:`tile_apply` uses, reporting to ``fn(done, total)``."""
+
+    def __init__(self, fn: Callable[[int, int], object], total: int) -> None:
+        self.fn, self.total, self.done = fn, total, 0
+        fn(0, total)
+
+    def update(self, n: int) -> None:
+        self.done += n
+        self.fn(self.done, self.total)
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def _progress_bar(total: int, enabled: bool | Callable[[int, int], object] | None) -> Any:
+    """A tqdm bar over tiles: shown if ``enabled``, hidden if False, tqdm's choice if None.
+
+    A callable ``enabled`` gets ``(done, total)`` instead of a bar.
+    """
     from tqdm.auto import tqdm
 
+    if callable(enabled):
+        return _Callback(enabled, total)
     return tqdm(total=total, unit="tile", disable=tqdm_disable(enabled), leave=False, desc="tiles")
