@@ -74,6 +74,8 @@ LAYERS: dict[str, int] = {
     "biounet.demo": 5,
     # 6: the command line and the package's front door
     "biounet.cli.*": 6,
+    "biounet.napari": 6,
+    "biounet.napari.*": 6,
     "biounet": 6,
 }
 
