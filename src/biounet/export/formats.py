@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 FORMATS = ("torchscript", "onnx")
 #: the spatial axis letters of a 2D and a 3D network's tiles
 AXES = {2: "yx", 3: "zyx"}
-_INSTALL = "install with pip install 'biounet[export]'"
 
 #: warnings known to be harmless, silenced during an export only: (message, category, module)
 _HARMLESS: list[tuple[str, type[Warning], str]] = [
@@ -48,11 +47,20 @@ _HARMLESS: list[tuple[str, type[Warning], str]] = [
 ]  # fmt: skip
 
 
-def require(*modules: str) -> None:
+def require(*modules: str, what: str = "ONNX export", extra: str = "export") -> None:
     """Raise ImportError naming the missing ``modules`` and how to install them."""
-    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    missing = [name for name in modules if _missing(name)]
     if missing:
-        raise ImportError(f"ONNX export needs {', '.join(missing)}: {_INSTALL}")
+        raise ImportError(
+            f"{what} needs {', '.join(missing)}: install with pip install 'biounet[{extra}]'"
+        )
+
+
+def _missing(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is None
+    except ModuleNotFoundError:  # a missing parent package (bioimageio for bioimageio.spec)
+        return True
 
 
 @contextlib.contextmanager
@@ -70,7 +78,7 @@ def _quiet_exporter() -> Iterator[None]:
             registration.setLevel(level)
 
 
-def export_torchscript(net: UNet, example: tuple[int, ...], tmp: Path) -> None:
+def export_torchscript(net: torch.nn.Module, example: tuple[int, ...], tmp: Path) -> None:
     """Trace ``net`` on a zero tile of shape ``example`` (at batch 1) and save it to ``tmp``."""
     x = torch.zeros((1, *example[1:]))  # the trace records sizes, so batch 1 is enough
     with _quiet_exporter(), torch.no_grad():
@@ -79,13 +87,19 @@ def export_torchscript(net: UNet, example: tuple[int, ...], tmp: Path) -> None:
 
 
 def export_onnx(
-    net: UNet, example: tuple[int, ...], tmp: Path, dynamic: bool, opset: int | None
+    net: torch.nn.Module,
+    example: tuple[int, ...],
+    tmp: Path,
+    dynamic: bool,
+    opset: int | None,
+    *,
+    shapes: tuple[dict[int, Any]] | None = None,
 ) -> tuple[bool, str, int | None]:
     """Write ``net`` to ``tmp`` as ONNX; returns ``(dynamic axes?, note, opset)``.
 
-    With ``dynamic`` the batch and spatial axes are dynamic (:func:`dynamic_shapes`); if the
-    exporter fails at that, the fixed shape ``example`` at batch 1 is exported instead and the
-    note says so.
+    With ``dynamic`` the batch and spatial axes are dynamic (``shapes``, by default
+    :func:`dynamic_shapes` of a :class:`UNet`); if the exporter fails at that, the fixed shape
+    ``example`` at batch 1 is exported instead and the note says so.
     """
     import onnx
 
@@ -104,9 +118,13 @@ def export_onnx(
             )
 
     note, exported = "", None
+    if dynamic and shapes is None:
+        if not isinstance(net, UNet):
+            raise TypeError("export_onnx: give the dynamic shapes of a network other than a UNet")
+        shapes = dynamic_shapes(net)
     if dynamic:
         try:
-            exported = program(example, dynamic_shapes(net))
+            exported = program(example, shapes)
         except Exception as e:  # the exporter raises many kinds; say so and fall back
             note = f"dynamic axes failed ({type(e).__name__}); fixed shape"
             log.warning("ONNX export with dynamic axes failed, using a fixed shape: %.300s", e)

@@ -1,0 +1,279 @@
+"""The bioimage.io description (``rdf.yaml``, format 0.5) of a biounet model, and its files.
+
+Built with bioimage.io's own classes (``bioimageio.spec.model.v0_5``), which check every field
+as it is made; saved (as a folder or a zip) by ``bioimageio.spec``, which validates the
+package again as it writes it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from biounet._version import __version__
+from biounet.checkpoint import load_checkpoint
+from biounet.export.padded import PaddedUNet, axis_sizes
+from biounet.inference.trained import TrainedModel
+
+__all__ = ["build_description", "cover_image", "documentation", "save_package", "training_config"]
+
+#: DOI of the U-Net paper
+_UNET_DOI = "10.1007/978-3-319-24574-4_28"
+
+
+def training_config(model: TrainedModel) -> dict[str, Any]:
+    """The configuration the model was trained with (empty for a bare network)."""
+    if model.source is None:
+        return {}
+    return dict(load_checkpoint(model.source).get("train_config") or {})
+
+
+def cover_image(x: np.ndarray, probs: np.ndarray, path: Path) -> None:
+    """A 2:1 cover: the test input beside its most likely non-background class's probability."""
+    from PIL import Image
+
+    def plane(a: np.ndarray) -> np.ndarray:
+        return a[a.shape[0] // 2] if a.ndim == 3 else a
+
+    g = plane(x[0]).astype(np.float64)
+    lo, hi = np.percentile(g, (1, 99.8))
+    grey = np.clip((g - lo) / max(hi - lo, 1e-9), 0, 1)
+    p = plane(probs[1:].max(0) if probs.shape[0] > 1 else probs[0])
+    left = np.repeat(grey[..., None], 3, -1)
+    right = np.stack([p, p**2, 0.2 * (1 - p)], -1)  # a warm map: 0 dark, 1 yellow
+    both = (np.concatenate([left, right], axis=1) * 255).round().astype(np.uint8)
+    Image.fromarray(both).save(path)
+
+
+def _normalisation(model: TrainedModel, spatial: list[Any]) -> list[Any]:
+    """The stored normalisation as bioimage.io preprocessing (per image, per channel)."""
+    from bioimageio.spec.model.v0_5 import (
+        ScaleLinearDescr,
+        ScaleLinearKwargs,
+        ScaleRangeDescr,
+        ScaleRangeKwargs,
+        ZeroMeanUnitVarianceDescr,
+        ZeroMeanUnitVarianceKwargs,
+    )
+
+    n = model.normalizer
+    if n is None or n.mode == "none":
+        return []
+    if n.mode == "percentile":
+        kw = ScaleRangeKwargs(axes=spatial, min_percentile=n.low, max_percentile=n.high, eps=n.eps)
+        return [ScaleRangeDescr(kwargs=kw)]
+    if n.mode == "meanstd":
+        kwargs = ZeroMeanUnitVarianceKwargs(axes=spatial, eps=n.eps)
+        return [ZeroMeanUnitVarianceDescr(kwargs=kwargs)]
+    if n.vmin is None or n.vmax is None:
+        raise ValueError(
+            "the model normalises by the range of the image's dtype, which a bioimage.io "
+            "package cannot know: retrain with data.normalize {mode: range, vmin: .., vmax: ..}"
+        )
+    scale = max(n.vmax - n.vmin, n.eps)
+    return [ScaleLinearDescr(kwargs=ScaleLinearKwargs(gain=1 / scale, offset=-n.vmin / scale))]
+
+
+def documentation(model: TrainedModel, padded: PaddedUNet, train: dict[str, Any]) -> str:
+    """The package's README: what the model does and how to run it in each tool."""
+    net = padded.net
+    sizes = axis_sizes(net)
+    letters = "zyx"[-net.ndim :]
+    size_text = ", ".join(
+        f"{a}: {s.min} + {s.step} n (halo {s.halo})" for a, s in zip(letters, sizes)
+    )
+    classes = ", ".join(f"{k} {c}" for k, c in enumerate(model.class_names)) or "unnamed"
+    norm = model.normalizer.to_dict() if model.normalizer is not None else {"mode": "none"}
+    data = train.get("data", {})
+    return f"""# {Path(str(model.source or "model")).stem}: a biounet U-Net
+
+A {net.ndim}D U-Net (Ronneberger, Fischer & Brox, MICCAI 2015) trained with biounet
+{__version__}: depth {net.config.depth}, widths from {net.config.base_width}, {net.config.padding}
+padding, {sum(p.numel() for p in net.parameters()):,} parameters. Input: {net.config.in_channels}
+channel(s); output: the probability of each class ({classes}).
+
+## Input and output
+
+- Sizes per spatial axis: {size_text}. The network mirrors its input by the margin at each
+  border (biounet's overlap-tile), so the output has the input's size; a tiling tool must crop
+  the halo from each tile, as the package declares.
+- Preprocessing: the normalisation of training, `{norm}`, per image and channel.
+- Postprocessing: softmax over the classes.
+- Trained on: {data.get("annotation", "?")} annotations, preset `{train.get("preset", "?")}`,
+  tile {train.get("tile", "?")} px, {train.get("iterations", "?")} iterations planned.
+
+## Use
+
+- **biounet**: `biounet predict rdf.yaml`-free: load the original checkpoint with
+  `biounet.load`, or run this package's TorchScript or ONNX file on tiles of the sizes above.
+- **Fiji (deepImageJ)**: install deepImageJ, then *Plugins > deepImageJ > Install model* from
+  this package's zip; run it on an open image (TorchScript weights; tiling with the halo above).
+- **ilastik**: the Neural Network Classification workflow loads the zip (its ONNX or TorchScript
+  weights) and tiles with the declared halo.
+- **napari**: the `biounet[napari]` plugin segments with the original checkpoint; bioimage.io
+  packages run through `bioimageio.core` (`bioimageio predict`) and the results open in napari.
+
+## Validation
+
+The package was checked with `bioimageio.spec` when it was written. Its test input is an image
+like the training data (or a synthetic one), and its test output is what `biounet.predict`
+computes for it (overlap-tile inference with the stored normalisation); `bioimageio.core`'s
+model test reproduces it from each weight format.
+"""
+
+
+def build_description(
+    model: TrainedModel,
+    padded: PaddedUNet,
+    files: dict[str, Path],
+    *,
+    name: str,
+    authors: Sequence[str],
+    license: str,
+    description: str,
+) -> Any:
+    """The ``ModelDescr`` of the package whose files are ``files`` (see :mod:`.bioimageio`)."""
+    from bioimageio.spec.model.v0_5 import (
+        ArchitectureFromLibraryDescr,
+        Author,
+        AxisId,
+        BatchAxis,
+        ChannelAxis,
+        CiteEntry,
+        Doi,
+        FileDescr,
+        Identifier,
+        InputTensorDescr,
+        IntervalOrRatioDataDescr,
+        LicenseId,
+        ModelDescr,
+        OnnxWeightsDescr,
+        OutputTensorDescr,
+        ParameterizedSize,
+        PytorchStateDictWeightsDescr,
+        ReflectPadding,
+        SizeReference,
+        SoftmaxDescr,
+        SoftmaxKwargs,
+        SpaceInputAxis,
+        SpaceOutputAxisWithHalo,
+        TensorId,
+        TorchscriptWeightsDescr,
+        Version,
+        WeightsDescr,
+    )
+
+    net = padded.net
+    train = training_config(model)
+    letters = "zyx"[-net.ndim :]
+    spacing = model.spacing  # µm per axis where the training images declared it
+    sizes = axis_sizes(net)
+    unit: Any = "micrometer" if spacing is not None else None
+    scales = [float(v) for v in spacing] if spacing is not None else [1.0] * net.ndim
+
+    inp = InputTensorDescr(
+        id=TensorId("input"),
+        description="the raw image; normalised by the preprocessing",
+        axes=[BatchAxis(),
+              ChannelAxis(channel_names=[Identifier(f"c{c}")
+                                         for c in range(net.config.in_channels)]),
+              *[SpaceInputAxis(id=AxisId(a), size=ParameterizedSize(min=s.min, step=s.step),
+                               unit=unit, scale=scales[i])
+                for i, (a, s) in enumerate(zip(letters, sizes))]],
+        data=IntervalOrRatioDataDescr(type="float32"),
+        test_tensor=FileDescr(source=files["test_input"]),
+        sample_tensor=FileDescr(source=files["sample_input"]),
+        preprocessing=_normalisation(model, [AxisId(a) for a in letters]),
+        pad=ReflectPadding(),  # at the image's borders, as biounet's overlap-tile
+    )  # fmt: skip
+    names = model.class_names or [f"class{k}" for k in range(net.config.num_classes)]
+    out = OutputTensorDescr(
+        id=TensorId("probabilities"),
+        description="the probability of each class",
+        axes=[BatchAxis(),
+              ChannelAxis(channel_names=[Identifier(_identifier(c)) for c in names]),
+              *[SpaceOutputAxisWithHalo(id=AxisId(a), halo=s.halo, unit=unit, scale=scales[i],
+                                        size=SizeReference(tensor_id=TensorId("input"),
+                                                           axis_id=AxisId(a)))
+                for i, (a, s) in enumerate(zip(letters, sizes))]],
+        data=IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
+        test_tensor=FileDescr(source=files["test_output"]),
+        sample_tensor=FileDescr(source=files["sample_output"]),
+        postprocessing=[SoftmaxDescr(kwargs=SoftmaxKwargs(axis=AxisId("channel")))],
+    )  # fmt: skip
+    version = Version(torch.__version__.split("+")[0])
+    weights = WeightsDescr(
+        pytorch_state_dict=PytorchStateDictWeightsDescr(
+            source=files["state_dict"], pytorch_version=version,
+            architecture=ArchitectureFromLibraryDescr(
+                import_from="biounet.export.padded", callable=Identifier("PaddedUNet"),
+                kwargs=_plain(net.config.to_dict()))),
+        torchscript=TorchscriptWeightsDescr(source=files["torchscript"], pytorch_version=version,
+                                            parent="pytorch_state_dict"),
+        onnx=OnnxWeightsDescr(source=files["onnx"], opset_version=18,
+                              parent="pytorch_state_dict"),
+    )  # fmt: skip
+    doc = files["test_input"].with_name("README.md")
+    doc.write_text(documentation(model, padded, train))
+    return ModelDescr(
+        name=name,
+        description=description or f"A {net.ndim}D U-Net for segmentation, trained with biounet",
+        authors=[Author(name=a) for a in (authors or [_user()])],
+        cite=[CiteEntry(text="Ronneberger, Fischer & Brox: U-Net: Convolutional Networks for "
+                        "Biomedical Image Segmentation. MICCAI 2015", doi=Doi(_UNET_DOI))],
+        license=LicenseId(license),
+        documentation=FileDescr(source=doc),
+        covers=[FileDescr(source=files["cover"])],
+        tags=["unet", f"{net.ndim}d", "segmentation", "pytorch", "biounet"],
+        inputs=[inp],
+        outputs=[out],
+        weights=weights,
+    )  # fmt: skip
+
+
+def _identifier(text: str) -> str:
+    """A class name as a bioimage.io identifier (letters, digits, ``_``)."""
+    clean = "".join(ch if ch.isalnum() else "_" for ch in text) or "class"
+    return clean if clean[0].isalpha() else f"c_{clean}"
+
+
+def _plain(d: dict[str, Any]) -> dict[str, Any]:
+    """Tuples as lists, for YAML."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "biounet user"
+
+
+def save_package(descr: Any, out: Path) -> None:
+    """Save ``descr`` as a zip (``out`` ends in ``.zip``) or a folder; validated as written.
+
+    A package that fails validation leaves nothing at ``out``.
+    """
+    from bioimageio.spec import save_bioimageio_package, save_bioimageio_package_as_folder
+
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
+    try:
+        if out.suffix.lower() == ".zip":
+            save_bioimageio_package(descr, output_path=tmp.with_suffix(".zip"))
+            tmp.with_suffix(".zip").replace(out)
+        else:
+            save_bioimageio_package_as_folder(descr, output_path=tmp)
+            tmp.replace(out)
+    finally:
+        for leftover in (tmp, tmp.with_suffix(".zip")):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
