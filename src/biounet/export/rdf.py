@@ -261,6 +261,7 @@ def save_package(descr: Any, out: Path) -> None:
 
     A package that fails validation leaves nothing at ``out``.
     """
+<<<<<<< Updated upstream
     from bioimageio.spec import save_bioimageio_package, save_bioimageio_package_as_folder
 
     tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
@@ -273,7 +274,53 @@ def save_package(descr: Any, out: Path) -> None:
             tmp.replace(out)
     finally:
         for leftover in (tmp, tmp.with_suffix(".zip")):
+=======
+    from bioimageio.spec import save_bioimageio_package_as_folder
+
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
+    try:
+        save_bioimageio_package_as_folder(descr, output_path=tmp)
+        _keep_padding_mode(tmp / "rdf.yaml")
+        _validated(tmp / "rdf.yaml")
+        if out.suffix.lower() == ".zip":
+            zipped = shutil.make_archive(str(tmp.with_suffix("")), "zip", root_dir=tmp)
+            Path(zipped).replace(out)
+        else:
+            tmp.replace(out)
+    finally:
+        for leftover in (tmp, tmp.with_suffix(".zip"), tmp.with_suffix("")):
+>>>>>>> Stashed changes
             if leftover.is_dir():
                 shutil.rmtree(leftover, ignore_errors=True)
             else:
                 leftover.unlink(missing_ok=True)
+<<<<<<< Updated upstream
+=======
+
+
+def _keep_padding_mode(rdf: Path) -> None:
+    """Write the input's padding mode out (``pad: {mode: reflect}``).
+
+    bioimageio.spec leaves fields at their default out of the YAML, so the reflect padding is
+    written as ``pad: {}``, which reads back as the first kind of padding, zeros.
+    """
+    text = rdf.read_text()
+    if "pad: {}" not in text:
+        raise RuntimeError(f"{rdf}: no input padding to fix (bioimageio.spec changed?)")
+    rdf.write_text(text.replace("pad: {}", "pad: {mode: reflect}", 1))
+
+
+def _validated(rdf: Path) -> None:
+    """Load the package back with bioimage.io's validation; ValueError listing its errors."""
+    from bioimageio.spec import InvalidDescr, load_description
+
+    descr: Any = load_description(rdf, perform_io_checks=True)
+    if isinstance(descr, InvalidDescr):
+        errors = "; ".join(
+            f"{'.'.join(map(str, e.loc))}: {e.msg}" for e in descr.validation_summary.errors
+        )
+        raise ValueError(f"bioimage.io's validation refuses the package: {errors}")
+    pad = getattr(descr.inputs[0], "pad", None)
+    if getattr(pad, "mode", None) != "reflect":
+        raise RuntimeError(f"{rdf}: the input padding reads back as {pad}, not reflect")
+>>>>>>> Stashed changes
