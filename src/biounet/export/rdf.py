@@ -261,20 +261,6 @@ def save_package(descr: Any, out: Path) -> None:
 
     A package that fails validation leaves nothing at ``out``.
     """
-<<<<<<< Updated upstream
-    from bioimageio.spec import save_bioimageio_package, save_bioimageio_package_as_folder
-
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
-    try:
-        if out.suffix.lower() == ".zip":
-            save_bioimageio_package(descr, output_path=tmp.with_suffix(".zip"))
-            tmp.with_suffix(".zip").replace(out)
-        else:
-            save_bioimageio_package_as_folder(descr, output_path=tmp)
-            tmp.replace(out)
-    finally:
-        for leftover in (tmp, tmp.with_suffix(".zip")):
-=======
     from bioimageio.spec import save_bioimageio_package_as_folder
 
     tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
@@ -289,13 +275,10 @@ def save_package(descr: Any, out: Path) -> None:
             tmp.replace(out)
     finally:
         for leftover in (tmp, tmp.with_suffix(".zip"), tmp.with_suffix("")):
->>>>>>> Stashed changes
             if leftover.is_dir():
                 shutil.rmtree(leftover, ignore_errors=True)
             else:
                 leftover.unlink(missing_ok=True)
-<<<<<<< Updated upstream
-=======
 
 
 def _keep_padding_mode(rdf: Path) -> None:
@@ -323,4 +306,3 @@ def _validated(rdf: Path) -> None:
     pad = getattr(descr.inputs[0], "pad", None)
     if getattr(pad, "mode", None) != "reflect":
         raise RuntimeError(f"{rdf}: the input padding reads back as {pad}, not reflect")
->>>>>>> Stashed changes
