@@ -225,7 +225,7 @@ def test_every_choice_list_is_the_library_constant() -> None:
         ("predict", "output_format"): biounet.segment.OUTPUT_FORMATS,
         ("predict", "backend"): biounet.inference.backend.BACKENDS,
         ("evaluate", "task"): tasks,
-        ("export", "format"): biounet.export.FORMATS,
+        ("export", "format"): biounet.export.EXPORT_FORMATS,
     }
     found = choice_flags(build_parser())
     assert sorted(found) == sorted(ties), "tie each flag with choices to its library constant"

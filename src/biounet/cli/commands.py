@@ -155,6 +155,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from biounet.checkpoint import load
     from biounet.export import ExportCheckError, export_model
 
+    if args.format == "bioimageio":
+        return _export_package(args)
     try:
         report = export_model(
             load(args.model),
@@ -168,6 +170,22 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"biounet export: error: {e}", file=sys.stderr)
         return 1
     print(report.summary())
+    return 0
+
+
+def _export_package(args: argparse.Namespace) -> int:
+    """``biounet export --format bioimageio``: a bioimage.io model package."""
+    import numpy as np
+
+    from biounet.checkpoint import load
+    from biounet.data.io import read_image
+    from biounet.export.bioimageio import export_bioimageio
+
+    model = load(args.model)
+    sample = None if not args.sample else np.asarray(read_image(args.sample))
+    out = export_bioimageio(model, args.out, sample=sample, name=args.name,
+                            authors=args.author, license=args.license)  # fmt: skip
+    print(f"bioimage.io package: {out}")
     return 0
 
 

@@ -36,7 +36,7 @@ MASK_FORMATS = ("auto", "png", "tif")  # biounet.segment.MASK_FORMATS
 OUTPUT_FORMATS = ("auto", "files", "ome-zarr")  # biounet.segment.OUTPUT_FORMATS
 BACKENDS = ("auto", "eager", "compile")  # biounet.inference.backend.BACKENDS
 ANNOTATION_KINDS = ("binary", "classes", "instances")  # biounet.data.annotations.ANNOTATION_KINDS
-EXPORT_FORMATS = ("torchscript", "onnx")  # biounet.export.FORMATS
+EXPORT_FORMATS = ("torchscript", "onnx", "bioimageio")  # biounet.export.EXPORT_FORMATS
 
 
 def global_flags(parser: argparse.ArgumentParser, *, after_verb: bool = False) -> None:

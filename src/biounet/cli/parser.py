@@ -277,10 +277,12 @@ def add_export(sub: Verbs, parent: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "export",
         parents=[parent],
-        help="the network alone as TorchScript or ONNX, checked against PyTorch",
+        help="the network as TorchScript or ONNX, or a bioimage.io model package",
         description="Export MODEL's network (tiling stays in biounet) as TorchScript or ONNX, "
         "check it numerically against the PyTorch model (ONNX through onnxruntime) and write "
-        "a JSON beside it with the input axes, valid tiles, margin, classes and normalisation.",
+        "a JSON beside it with the input axes, valid tiles, margin, classes and normalisation; "
+        "or, with --format bioimageio, a bioimage.io model package (a folder, or a .zip) for "
+        "Fiji (deepImageJ), ilastik and the bioimage.io model zoo.",
     )
     p.add_argument(
         "model",
@@ -292,6 +294,15 @@ def add_export(sub: Verbs, parent: argparse.ArgumentParser) -> None:
     p.add_argument("--tile", type=int, metavar="PX", help="example tile (default: fitted)")
     p.add_argument("--atol", type=float, default=1e-4, help="largest allowed difference")
     p.add_argument("--no-check", action="store_true", help="skip the numerical check")
+    package = p.add_argument_group("bioimage.io package (--format bioimageio)")
+    package.add_argument(
+        "--sample", metavar="IMAGE", help="an image like the model's input for the test tensors"
+    )
+    package.add_argument("--name", help="the package's name (default: biounet + the run)")
+    package.add_argument(
+        "--author", action="append", default=[], metavar="NAME", help="an author (repeatable)"
+    )
+    package.add_argument("--license", default="CC-BY-4.0", help="SPDX id (default CC-BY-4.0)")
     p.set_defaults(func=commands.cmd_export)
 
 

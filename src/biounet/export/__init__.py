@@ -48,4 +48,15 @@ from biounet.export.formats import FORMATS
 from biounet.export.model import default_tile, export_model
 from biounet.export.report import ExportReport
 
-__all__ = ["FORMATS", "ExportCheckError", "ExportReport", "default_tile", "export_model"]
+#: what ``biounet export --format`` writes: the network alone (:data:`FORMATS`) or a
+#: bioimage.io model package (:func:`biounet.export.bioimageio.export_bioimageio`)
+EXPORT_FORMATS = (*FORMATS, "bioimageio")
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "FORMATS",
+    "ExportCheckError",
+    "ExportReport",
+    "default_tile",
+    "export_model",
+]

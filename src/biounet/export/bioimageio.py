@@ -182,9 +182,9 @@ def _expected(model: TrainedModel, padded: PaddedUNet, x: np.ndarray) -> np.ndar
     the normalised input (biounet's equivalence); a same-padded one blends tiles, so its
     expected output is the single pass, what the package computes.
     """
-    import biounet
+    from biounet.inference.predictor import predict
 
-    probs = np.asarray(biounet.predict(model, x), np.float32)
+    probs = np.asarray(predict(model, x), np.float32)
     norm = model.normalizer(x) if model.normalizer is not None else x
     with torch.inference_mode():
         one = torch.softmax(padded(torch.from_numpy(np.asarray(norm, np.float32))[None]), 1)
@@ -218,8 +218,9 @@ def _write_files(
     export_onnx(padded, example, files["onnx"], True, 18, shapes=shapes)
     np.save(files["test_input"], x[None])
     np.save(files["test_output"], expected[None])
-    tifffile.imwrite(files["sample_input"], x if x.shape[0] > 1 else x[0])
-    tifffile.imwrite(files["sample_output"], expected)
+    # channels as pages, never read as colour
+    tifffile.imwrite(files["sample_input"], x if x.shape[0] > 1 else x[0], photometric="minisblack")
+    tifffile.imwrite(files["sample_output"], expected, photometric="minisblack")
     cover_image(x, expected, files["cover"])
     return files
 

@@ -118,13 +118,12 @@ def export_onnx(
             )
 
     note, exported = "", None
-    if dynamic and shapes is None:
-        if not isinstance(net, UNet):
-            raise TypeError("export_onnx: give the dynamic shapes of a network other than a UNet")
-        shapes = dynamic_shapes(net)
+    if dynamic and shapes is None and not isinstance(net, UNet):
+        raise TypeError("export_onnx: give the dynamic shapes of a network other than a UNet")
     if dynamic:
         try:
-            exported = program(example, shapes)
+            axes = shapes if shapes is not None else dynamic_shapes(net)  # type: ignore[arg-type]
+            exported = program(example, axes)
         except Exception as e:  # the exporter raises many kinds; say so and fall back
             note = f"dynamic axes failed ({type(e).__name__}); fixed shape"
             log.warning("ONNX export with dynamic axes failed, using a fixed shape: %.300s", e)

@@ -4,8 +4,11 @@ biounet's :func:`~biounet.predict` mirrors the image at its borders and tiles it
 output pixel sees its full context (overlap-tile). A tool that runs a network on whole images
 or on tiles of its own (deepImageJ, ilastik, bioimage.io) gets the same from
 :class:`PaddedUNet`: it mirrors its input by the network's margin before the unpadded network,
-so its output has the input's size. Tiled, each tile needs the margin as its halo (what the
-bioimage.io package declares), and then equals biounet's result.
+so its output has the input's size. Tiled, each tile needs a halo of at least the margin, and
+tiles must start on the network's pooling grid (multiples of ``2**depth``): a valid U-Net's
+output depends on where its pooling windows fall. :func:`axis_sizes` gives sizes and halos that
+are multiples of that step, so tiles cut by the usual rule (inner blocks side by side, a halo
+around each) stay on the grid and reproduce biounet's result exactly.
 """
 
 from __future__ import annotations
@@ -33,23 +36,34 @@ class PaddedUNet(nn.Module):
 
     Notes
     -----
-    ``forward``: ``(B, C, *S)`` -> logits ``(B, K, *S)``, where each spatial size ``S_i`` is a
-    valid *output* size of the network (:func:`axis_sizes`: ``min + step * n``) and larger
-    than the margin (mirroring does not repeat the border pixel, as biounet's tiling).
+    ``forward``: ``(B, C, *S)`` -> logits ``(B, K, *S)`` for sizes ``S_i`` that are multiples
+    of the pooling step ``2**depth`` (per axis: :func:`axis_sizes`), larger than the margin.
+    The input is mirrored by the margin before and by the margin plus what the network needs
+    to a valid size after (the extra outputs are cut off: a valid network's outputs for a
+    longer input with the same start extend those of the shorter one).
     """
 
     def __init__(self, **config: Any) -> None:
         super().__init__()
         self.net = UNet.from_config(config)
-        margins = self.net.margins if self.net.config.padding == "valid" else (0,) * self.net.ndim
-        # F.pad takes (last axis: before, after), (the one before it: ...), ...
-        self.pad = tuple(m for margin in reversed(margins) for m in (margin, margin))
+        valid = self.net.config.padding == "valid"
+        self.margins = tuple(self.net.margins) if valid else (0,) * self.net.ndim
+        g = self.net.geometry
+        # the extra after the margin that makes a size s (a multiple of the step) valid
+        lowest = self.net.output_shape(g.min_input_shape) if valid else g.alignments
+        self.extra = tuple(int(lo % a) for lo, a in zip(lowest, g.alignments))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, K, *S)`` of an input ``(B, C, *S)``."""
-        if any(self.pad):
-            x = F.pad(x, self.pad, mode="reflect")
-        return self.net(x)  # type: ignore[no-any-return]
+        pad: list[int] = []
+        for m, e in zip(reversed(self.margins), reversed(self.extra)):
+            pad += [m, m + e]  # F.pad: the last axis first, (before, after)
+        if any(pad):
+            x = F.pad(x, pad, mode="reflect")
+        y = self.net(x)  # the input's size plus the extra: cut that off (constant slices,
+        # so a traced or exported network takes every size)
+        index = (slice(None), slice(None)) + tuple(slice(0, -e if e else None) for e in self.extra)
+        return y[index]  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -57,7 +71,7 @@ class AxisSize:
     """The sizes :class:`PaddedUNet` takes along one spatial axis, px.
 
     ``min + step * n`` for ``n >= 0``; ``halo``: the context a tile needs on each side (the
-    margin), which a tiling tool crops from each tile's output.
+    margin rounded up to the step), which a tiling tool crops from each tile's output.
     """
 
     min: int
@@ -68,24 +82,15 @@ class AxisSize:
 def axis_sizes(net: UNet) -> list[AxisSize]:
     """Per spatial axis, the input sizes of ``PaddedUNet`` around ``net``, and its halo.
 
-    The halo is the margin rounded up to a multiple of half the step, so that a tile of a
-    taken size plus both halos is again a taken size (a tiling tool adds the halos to the
-    tile it wants); the smallest size is more than twice the halo (a tile keeps an output
-    after both halos are cropped) and more than the margin (mirroring needs it).
+    Sizes and halo are multiples of the pooling step, so that tiles cut with this halo start
+    on the pooling grid; the smallest size is more than twice the halo (a tile keeps an
+    output after both halos are cropped).
 
     >>> [(a.min, a.step, a.halo) for a in axis_sizes(UNet.from_preset("ronneberger2015"))]
-    [(196, 16, 96), (196, 16, 96)]
+    [(208, 16, 96), (208, 16, 96)]
     """
-    g = net.geometry
     out = []
-    for i, margin in enumerate(net.margins):
-        step = g.alignments[i]
-        half = max(step // 2, 1)
-        halo = half * -(-margin // half)
-        if net.config.padding == "valid":
-            lowest = net.output_shape(g.min_input_shape)[i]
-        else:
-            lowest = step
-        size = lowest + step * max(0, -(-(2 * halo + 1 - lowest) // step))
-        out.append(AxisSize(size, step, halo))
+    for margin, step in zip(net.margins, net.geometry.alignments):
+        halo = step * -(-margin // step)
+        out.append(AxisSize(2 * halo + step, step, halo))
     return out

@@ -140,35 +140,7 @@ def build_description(
     description: str,
 ) -> Any:
     """The ``ModelDescr`` of the package whose files are ``files`` (see :mod:`.bioimageio`)."""
-    from bioimageio.spec.model.v0_5 import (
-        ArchitectureFromLibraryDescr,
-        Author,
-        AxisId,
-        BatchAxis,
-        ChannelAxis,
-        CiteEntry,
-        Doi,
-        FileDescr,
-        Identifier,
-        InputTensorDescr,
-        IntervalOrRatioDataDescr,
-        LicenseId,
-        ModelDescr,
-        OnnxWeightsDescr,
-        OutputTensorDescr,
-        ParameterizedSize,
-        PytorchStateDictWeightsDescr,
-        ReflectPadding,
-        SizeReference,
-        SoftmaxDescr,
-        SoftmaxKwargs,
-        SpaceInputAxis,
-        SpaceOutputAxisWithHalo,
-        TensorId,
-        TorchscriptWeightsDescr,
-        Version,
-        WeightsDescr,
-    )
+    from bioimageio.spec.model import v0_5 as v5
 
     net = padded.net
     train = training_config(model)
@@ -178,59 +150,59 @@ def build_description(
     unit: Any = "micrometer" if spacing is not None else None
     scales = [float(v) for v in spacing] if spacing is not None else [1.0] * net.ndim
 
-    inp = InputTensorDescr(
-        id=TensorId("input"),
+    inp = v5.InputTensorDescr(
+        id=v5.TensorId("input"),
         description="the raw image; normalised by the preprocessing",
-        axes=[BatchAxis(),
-              ChannelAxis(channel_names=[Identifier(f"c{c}")
+        axes=[v5.BatchAxis(),
+              v5.ChannelAxis(channel_names=[v5.Identifier(f"c{c}")
                                          for c in range(net.config.in_channels)]),
-              *[SpaceInputAxis(id=AxisId(a), size=ParameterizedSize(min=s.min, step=s.step),
-                               unit=unit, scale=scales[i])
+              *[v5.SpaceInputAxis(id=v5.AxisId(a), unit=unit, scale=scales[i],
+                                  size=v5.ParameterizedSize(min=s.min, step=s.step))
                 for i, (a, s) in enumerate(zip(letters, sizes))]],
-        data=IntervalOrRatioDataDescr(type="float32"),
-        test_tensor=FileDescr(source=files["test_input"]),
-        sample_tensor=FileDescr(source=files["sample_input"]),
-        preprocessing=_normalisation(model, [AxisId(a) for a in letters]),
-        pad=ReflectPadding(),  # at the image's borders, as biounet's overlap-tile
+        data=v5.IntervalOrRatioDataDescr(type="float32"),
+        test_tensor=v5.FileDescr(source=files["test_input"]),
+        sample_tensor=v5.FileDescr(source=files["sample_input"]),
+        preprocessing=_normalisation(model, [v5.AxisId(a) for a in letters]),
+        pad=v5.ReflectPadding(),  # at the image's borders, as biounet's overlap-tile
     )  # fmt: skip
     names = model.class_names or [f"class{k}" for k in range(net.config.num_classes)]
-    out = OutputTensorDescr(
-        id=TensorId("probabilities"),
+    out = v5.OutputTensorDescr(
+        id=v5.TensorId("probabilities"),
         description="the probability of each class",
-        axes=[BatchAxis(),
-              ChannelAxis(channel_names=[Identifier(_identifier(c)) for c in names]),
-              *[SpaceOutputAxisWithHalo(id=AxisId(a), halo=s.halo, unit=unit, scale=scales[i],
-                                        size=SizeReference(tensor_id=TensorId("input"),
-                                                           axis_id=AxisId(a)))
+        axes=[v5.BatchAxis(),
+              v5.ChannelAxis(channel_names=[v5.Identifier(_identifier(c)) for c in names]),
+              *[v5.SpaceOutputAxisWithHalo(id=v5.AxisId(a), halo=s.halo, unit=unit, scale=scales[i],
+                                        size=v5.SizeReference(tensor_id=v5.TensorId("input"),
+                                                           axis_id=v5.AxisId(a)))
                 for i, (a, s) in enumerate(zip(letters, sizes))]],
-        data=IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
-        test_tensor=FileDescr(source=files["test_output"]),
-        sample_tensor=FileDescr(source=files["sample_output"]),
-        postprocessing=[SoftmaxDescr(kwargs=SoftmaxKwargs(axis=AxisId("channel")))],
+        data=v5.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
+        test_tensor=v5.FileDescr(source=files["test_output"]),
+        sample_tensor=v5.FileDescr(source=files["sample_output"]),
+        postprocessing=[v5.SoftmaxDescr(kwargs=v5.SoftmaxKwargs(axis=v5.AxisId("channel")))],
     )  # fmt: skip
-    version = Version(torch.__version__.split("+")[0])
-    weights = WeightsDescr(
-        pytorch_state_dict=PytorchStateDictWeightsDescr(
+    version = v5.Version(torch.__version__.split("+")[0])
+    weights = v5.WeightsDescr(
+        pytorch_state_dict=v5.PytorchStateDictWeightsDescr(
             source=files["state_dict"], pytorch_version=version,
-            architecture=ArchitectureFromLibraryDescr(
-                import_from="biounet.export.padded", callable=Identifier("PaddedUNet"),
+            architecture=v5.ArchitectureFromLibraryDescr(
+                import_from="biounet.export.padded", callable=v5.Identifier("PaddedUNet"),
                 kwargs=_plain(net.config.to_dict()))),
-        torchscript=TorchscriptWeightsDescr(source=files["torchscript"], pytorch_version=version,
+        torchscript=v5.TorchscriptWeightsDescr(source=files["torchscript"], pytorch_version=version,
                                             parent="pytorch_state_dict"),
-        onnx=OnnxWeightsDescr(source=files["onnx"], opset_version=18,
+        onnx=v5.OnnxWeightsDescr(source=files["onnx"], opset_version=18,
                               parent="pytorch_state_dict"),
     )  # fmt: skip
     doc = files["test_input"].with_name("README.md")
     doc.write_text(documentation(model, padded, train))
-    return ModelDescr(
+    return v5.ModelDescr(
         name=name,
         description=description or f"A {net.ndim}D U-Net for segmentation, trained with biounet",
-        authors=[Author(name=a) for a in (authors or [_user()])],
-        cite=[CiteEntry(text="Ronneberger, Fischer & Brox: U-Net: Convolutional Networks for "
-                        "Biomedical Image Segmentation. MICCAI 2015", doi=Doi(_UNET_DOI))],
-        license=LicenseId(license),
-        documentation=FileDescr(source=doc),
-        covers=[FileDescr(source=files["cover"])],
+        authors=[v5.Author(name=a) for a in (authors or [_user()])],
+        cite=[v5.CiteEntry(text="Ronneberger, Fischer & Brox: U-Net: Convolutional Networks for "
+                        "Biomedical Image Segmentation. MICCAI 2015", doi=v5.Doi(_UNET_DOI))],
+        license=v5.LicenseId(license),
+        documentation=v5.FileDescr(source=doc),
+        covers=[v5.FileDescr(source=files["cover"])],
         tags=["unet", f"{net.ndim}d", "segmentation", "pytorch", "biounet"],
         inputs=[inp],
         outputs=[out],
