@@ -44,6 +44,7 @@ import common
 import numpy as np
 from common import (
     RESULTS,
+    biounet_membranes,
     config_dict,
     isbi_split,
     machine,
@@ -160,14 +161,11 @@ def seam_profile(a: np.ndarray, b: np.ndarray, tile: tuple[int, int], far: int =
 
 def score_isbi(model: Any, test: Path, run: Path, naive: bool) -> dict[str, Any]:
     """ISBI scores, plain and averaged, and (``naive``) with naive tiles, plus a seam profile."""
-    import biounet
-
     images, truths = read_images(test), read_truths(test)
     out: dict[str, Any] = {}
-    plain = {n: np.asarray(biounet.predict(model, im)) for n, im in images.items()}
+    plain = biounet_membranes(model, images, tta=False)["probs"]
     out["plain"] = score_membranes(plain, truths)
-    tta = {n: np.asarray(biounet.predict(model, im, tta=True)) for n, im in images.items()}
-    out["tta"] = score_membranes(tta, truths)
+    out["tta"] = score_membranes(biounet_membranes(model, images, tta=True)["probs"], truths)
     if naive:
         tiles = {n: naive_probs(model, im) for n, im in images.items()}
         out["naive"] = score_membranes(tiles, truths)

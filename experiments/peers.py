@@ -185,6 +185,15 @@ def budget_loop(
             "best_val": best}  # fmt: skip
 
 
+def optimiser_step(net: Any, opt: Any, loss_fn: Any, x: Any, y: Any) -> float:
+    """One step of a peer's recipe: the loss of ``net(x)`` against ``y``, backward, update."""
+    opt.zero_grad()
+    loss = loss_fn(net(x), y)
+    loss.backward()
+    opt.step()
+    return float(loss.item())
+
+
 def monai_recipe(kind: str, train: list[Any], val: list[Any], seconds: float) -> dict[str, Any]:
     """MONAI's 2D tutorial recipe (see the module's docstring); a predictor for the slices."""
     import torch
@@ -213,11 +222,7 @@ def monai_recipe(kind: str, train: list[Any], val: list[Any], seconds: float) ->
             batch += crops({"img": image[None], "seg": mask[None]})
         x = torch.stack([torch.as_tensor(b["img"]) for b in batch])
         y = torch.stack([torch.as_tensor(b["seg"]) for b in batch])
-        opt.zero_grad()
-        loss = loss_fn(net(x), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
+        return optimiser_step(net, opt, loss_fn, x, y)
 
     def predict(image: np.ndarray) -> np.ndarray:
         net.eval()
@@ -263,11 +268,7 @@ def smp_recipe(kind: str, train: list[Any], val: list[Any], seconds: float) -> d
             ys.append(mask[y0 : y0 + 256, x0 : x0 + 256])
         x = torch.as_tensor(np.stack(xs))[:, None]
         y = torch.as_tensor(np.stack(ys))[:, None]
-        opt.zero_grad()
-        loss = loss_fn(net(x), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
+        return optimiser_step(net, opt, loss_fn, x, y)
 
     def predict(image: np.ndarray) -> np.ndarray:
         net.eval()

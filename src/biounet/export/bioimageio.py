@@ -62,11 +62,14 @@ def _crop(image: np.ndarray, net: UNet) -> np.ndarray:
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
-def _default_sample(model: TrainedModel) -> np.ndarray:
-    """A training image when its folder is here, else a synthetic one; ``(C, *S)``."""
+def _default_sample(model: TrainedModel, train: dict[str, Any]) -> np.ndarray:
+    """A training image when its folder is here, else a synthetic one; ``(C, *S)``.
+
+    ``train``: the configuration the model was trained with (:func:`training_config`).
+    """
     from biounet.data.layouts import find_dataset
 
-    data = training_config(model).get("data", {})
+    data = train.get("data", {})
     path = data.get("path", "")
     if path and Path(path).is_dir():
         try:
@@ -149,7 +152,8 @@ def export_bioimageio(
     net = copy.deepcopy(unwrap(model.net)).cpu().float().eval()
     padded = PaddedUNet(**net.config.to_dict()).eval()
     padded.net.load_state_dict(net.state_dict())
-    image = _default_sample(model) if sample is None else np.asarray(sample, np.float32)
+    train = training_config(model)  # read once: the sample and the description use it
+    image = _default_sample(model, train) if sample is None else np.asarray(sample, np.float32)
     if image.ndim == model.ndim:
         image = image[None]
     if image.ndim != model.ndim + 1 or image.shape[0] != model.config.in_channels:
@@ -163,8 +167,8 @@ def export_bioimageio(
         work = Path(tmp)
         files = _write_files(work, padded, x, expected)
         descr = build_description(
-            model, padded, files, name=_name(name or _default_name(model)), authors=authors,
-            license=license, description=description,
+            model, padded, files, train=train, name=_name(name or _default_name(model)),
+            authors=authors, license=license, description=description,
         )  # fmt: skip
         save_package(descr, out)
     return out

@@ -134,16 +134,19 @@ def build_description(
     padded: PaddedUNet,
     files: dict[str, Path],
     *,
+    train: dict[str, Any],
     name: str,
     authors: Sequence[str],
     license: str,
     description: str,
 ) -> Any:
-    """The ``ModelDescr`` of the package whose files are ``files`` (see :mod:`.bioimageio`)."""
+    """The ``ModelDescr`` of the package whose files are ``files`` (see :mod:`.bioimageio`).
+
+    ``train``: the configuration the model was trained with (:func:`training_config`).
+    """
     from bioimageio.spec.model import v0_5 as v5
 
     net = padded.net
-    train = training_config(model)
     letters = "zyx"[-net.ndim :]
     spacing = model.spacing  # µm per axis where the training images declared it
     sizes = axis_sizes(net)

@@ -177,10 +177,11 @@ def read_outputs(path: str | Sequence[str]) -> list[LayerData]:
 
 
 def _scale(spacing: dict[str, float] | None, ndim: int) -> dict[str, Any]:
-    """``{"scale": ...}`` for ``ndim`` spatial axes when the pixel size is known."""
-    if not spacing or any(a not in spacing for a in "ZYX"[3 - ndim :]):
-        return {}
-    return {"scale": tuple(spacing[a] for a in "ZYX"[3 - ndim :])}
+    """``{"scale": ...}`` for ``ndim`` spatial axes when the pixel size of each is known."""
+    from biounet.data.spacing import spacing_values
+
+    values = spacing_values(spacing, ndim)
+    return {"scale": tuple(values)} if values is not None and len(values) == ndim else {}
 
 
 def _ome_layers(
