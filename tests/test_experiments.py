@@ -1,5 +1,5 @@
 """The studies' helpers (experiments/): splits, links, learning-curve fits, naive tiles, seams,
-the peer adapter; what their tables and figures are made of, checked without running a study."""
+the peer adapter, the shipped model's recipe; what their tables and figures are made of, checked without running a study."""
 
 from __future__ import annotations
 
@@ -19,7 +19,10 @@ def ex():
     """The experiments' modules, imported as their scripts import each other."""
     sys.path.insert(0, str(EXPERIMENTS))
     try:
-        yield {m: importlib.import_module(m) for m in ("common", "isbi", "ablations", "peers")}
+        yield {
+            m: importlib.import_module(m)
+            for m in ("common", "isbi", "ablations", "peers", "em_membranes")
+        }
     finally:
         sys.path.remove(str(EXPERIMENTS))
 
@@ -141,3 +144,38 @@ def test_a_peer_network_trains_and_loads_in_the_pipeline(ex, tmp_path, monkeypat
     probs = biounet.predict(model, image)
     assert probs.shape == (2, 70, 90)
     np.testing.assert_allclose(probs.sum(0), 1.0, atol=1e-5)
+
+
+def test_the_em_recipe_ships_half_precision_weights_that_load_by_path(ex, tmp_path) -> None:
+    import hashlib
+    import json
+
+    import biounet
+    from biounet.data.synthetic import write_synthetic
+
+    em = ex["em_membranes"]
+    data = write_synthetic(tmp_path / "data", 3, shape=(64, 64), seed=0)
+    cfg = em.recipe(data, 0.5)
+    assert (cfg.data.val_fraction, cfg.max_minutes, cfg.data.foreground) == (0.0, 0.5, 255)
+    assert cfg.preset == "cpu" and cfg.model["preset"] == "narrow"
+    from dataclasses import replace
+
+    small = replace(cfg, iterations=2, tile=92, compile=False,
+                    model={"depth": 2, "base_width": 4},
+                    data=replace(cfg.data, annotation="instances"))  # fmt: skip
+    biounet.fit(small, tmp_path / "run", progress=False)
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    em.ship(tmp_path / "run", {"task": "membranes"}, zoo)
+    card = json.loads((zoo / "em-membranes.json").read_text())
+    assert card["sha256"] == hashlib.sha256((zoo / "em-membranes.pt").read_bytes()).hexdigest()
+    saved = torch.load(zoo / "em-membranes.pt", weights_only=True)
+    assert "optimizer" not in saved and "state_dict" in saved
+    floats = [v for v in saved["state_dict"].values() if v.is_floating_point()]
+    assert floats and all(v.dtype == torch.float16 for v in floats)
+    assert card["parameters"] == sum(v.numel() for v in saved["state_dict"].values())
+    full, half = biounet.load(tmp_path / "run"), biounet.load(zoo / "em-membranes.pt")
+    image = np.random.default_rng(0).random((80, 80)).astype(np.float32)
+    np.testing.assert_allclose(biounet.predict(half, image), biounet.predict(full, image),
+                               atol=1e-2)  # fmt: skip
+    assert not list(zoo.glob("*.part"))

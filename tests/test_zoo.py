@@ -185,7 +185,7 @@ def test_train_init_runs_and_resumes_with_the_adopted_network(shelf, tmp_path, c
 def test_the_em_model_is_shipped_with_a_complete_card() -> None:
     m = zoo.shipped()["em-membranes"]
     card = m.card
-    assert card["task"] == "membranes" and card["recipe"]["script"] == "scripts/em_membranes.py"
+    assert card["task"] == "membranes" and card["recipe"]["script"] == "experiments/em_membranes.py"
     assert set(card["held_out"]["scores"]) >= {"v_rand", "v_info", "pooled_pixel_error"}
     assert hashlib.sha256(m.path.read_bytes()).hexdigest() == card["sha256"]
     assert m.path.stat().st_size < 8 * 2**20  # small enough for the wheel
