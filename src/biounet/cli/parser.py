@@ -87,10 +87,10 @@ def add_inspect(sub: Verbs, parent: argparse.ArgumentParser) -> None:
         "inspect",
         parents=[parent],
         help="architecture, parameters, margin and valid tiles of a preset or trained model",
-        description="Summarise a U-Net preset or a trained model (checkpoint or run folder): "
-        "layers, feature-map sizes for a tile, parameter count, FLOPs per output pixel, the "
-        "margin, the valid tile sizes near a size and, for a model, the normalisation stored "
-        "with it.",
+        description="Summarise a U-Net preset or a trained model (checkpoint, run folder or "
+        "shipped model): layers, feature-map sizes for a tile, parameter count, FLOPs per "
+        "output pixel, the margin, the valid tile sizes near a size and, for a model, the "
+        "normalisation stored with it.",
     )
     p.add_argument(
         "target",
@@ -160,8 +160,8 @@ def add_predict(sub: Verbs, parent: argparse.ArgumentParser) -> None:
         parents=[parent],
         help="segment images with a trained model",
         description="Segment INPUTS (files, folders, globs, multi-page stacks, Zarr) with MODEL "
-        "(a checkpoint or run folder) and write masks, instance labels, probability maps and "
-        "overlays to --out, named after each input.",
+        "(a checkpoint, run folder or shipped model) and write masks, instance labels, "
+        "probability maps and overlays to --out, named after each input.",
     )
     p.add_argument(
         "model",
