@@ -64,7 +64,9 @@ def test_quickstart_has_two_commands_and_ci_runs_the_test_command() -> None:
 
 def test_readme_shows_the_commands_a_user_needs() -> None:
     verbs = {shlex.split(c)[1] for c in commands() if c.startswith("biounet ")}
-    assert verbs == {"demo", "train", "plot", "report", "predict", "evaluate", "inspect", "export"}
+    assert verbs == {
+        "demo", "train", "plot", "report", "predict", "evaluate", "inspect", "export", "models"
+    }  # fmt: skip
     assert any(c.startswith("torchrun ") for c in commands())
     assert (ROOT / "docs" / "report.png").exists(), "the README shows docs/report.png"
 
@@ -145,6 +147,9 @@ def test_every_command_runs(scratch, monkeypatch, capsys) -> None:
     ]
     assert (scratch / "isbi-seg" / "25_labels.tif").exists()
     assert "v_rand" in (scratch / "isbi-scores.json").read_text()
+    # the shipped EM model, used by name and fine-tuned
+    assert len(list((scratch / "em-seg").glob("*_probs.tif"))) == 8
+    assert (scratch / "runs" / "my-em" / "best.pt").exists()
 
 
 def test_torchrun_command(scratch, monkeypatch) -> None:
