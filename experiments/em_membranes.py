@@ -76,22 +76,23 @@ def held_out_scores(run: Path, test: Path) -> dict[str, Any]:
 def ship(run: Path, card: dict[str, Any], zoo: Path = ZOO) -> None:
     """Write the run's weights (half precision) and the card into the package's zoo.
 
-    Without a validation split, the run's ``best.pt`` is its last network.
+    Without a validation split, the run's ``best.pt`` is its last network. Both files are
+    written atomically.
     """
     import torch
+
+    from biounet.core.files import atomic_path
 
     payload = torch.load(run / "best.pt", map_location="cpu", weights_only=True)
     small = {k: payload[k] for k in KEEP if k in payload}
     small["state_dict"] = {k: v.half() if v.is_floating_point() else v
                            for k, v in payload["state_dict"].items()}  # fmt: skip
-    tmp = zoo / f"{NAME}.pt.part"
-    torch.save(small, tmp)
-    tmp.replace(zoo / f"{NAME}.pt")
+    with atomic_path(zoo / f"{NAME}.pt") as tmp:
+        torch.save(small, tmp)
     card["sha256"] = hashlib.sha256((zoo / f"{NAME}.pt").read_bytes()).hexdigest()
     card["parameters"] = sum(v.numel() for v in payload["state_dict"].values())
-    tmp = zoo / f"{NAME}.json.part"
-    tmp.write_text(json.dumps(card, indent=1, ensure_ascii=False) + "\n")
-    tmp.replace(zoo / f"{NAME}.json")
+    with atomic_path(zoo / f"{NAME}.json") as tmp:
+        tmp.write_text(json.dumps(card, indent=1, ensure_ascii=False) + "\n")
 
 
 def make_card(minutes: float, first: dict[str, Any], scores: dict[str, Any],

@@ -21,7 +21,6 @@ package).
 
 from __future__ import annotations
 
-import copy
 import logging
 import re
 import tempfile
@@ -33,7 +32,6 @@ import numpy as np
 import torch
 
 from biounet.checkpoint import unwrap
-from biounet.core.paths import OutputConflict
 from biounet.export.formats import export_onnx, export_torchscript, require
 from biounet.export.padded import PaddedUNet, axis_sizes
 from biounet.export.rdf import build_description, cover_image, save_package, training_config
@@ -87,11 +85,10 @@ def _default_sample(model: TrainedModel, train: dict[str, Any]) -> np.ndarray:
     return np.repeat(np.asarray(image, np.float32)[None] * 255, c, axis=0)
 
 
-def _check_out(out: Path, model: TrainedModel) -> None:
+def _check_out(out: Path) -> None:
+    """A new package path (which therefore replaces no input) in an existing folder."""
     if out.exists():
         raise FileExistsError(f"{out} exists: give a new --out (a folder or a .zip file)")
-    if model.source is not None and out.resolve() == Path(model.source).resolve():
-        raise OutputConflict(f"{out} is the model it exports; give another --out")
     if not out.parent.is_dir():
         raise FileNotFoundError(f"{out}: the folder {out.parent} does not exist")
 
@@ -148,10 +145,10 @@ def export_bioimageio(
     """
     require("bioimageio.spec", "onnx", "onnxscript", what="bioimage.io export", extra="bioimageio")
     out = Path(out)
-    _check_out(out, model)
-    net = copy.deepcopy(unwrap(model.net)).cpu().float().eval()
-    padded = PaddedUNet(**net.config.to_dict()).eval()
-    padded.net.load_state_dict(net.state_dict())
+    _check_out(out)
+    net = unwrap(model.net)
+    padded = PaddedUNet(**net.config.to_dict()).eval()  # float32 on the CPU
+    padded.net.load_state_dict(net.state_dict())  # copied, whatever the model's device
     train = training_config(model)  # read once: the sample and the description use it
     image = _default_sample(model, train) if sample is None else np.asarray(sample, np.float32)
     if image.ndim == model.ndim:
@@ -161,7 +158,7 @@ def export_bioimageio(
             f"sample of shape {image.shape}: the model takes ({model.config.in_channels}, "
             f"{model.ndim} spatial axes)"
         )
-    x = _crop(image, net)
+    x = _crop(image, padded.net)
     expected = _expected(model, padded, x)
     with tempfile.TemporaryDirectory(prefix="biounet-bioimageio-") as tmp:
         work = Path(tmp)

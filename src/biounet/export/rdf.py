@@ -8,8 +8,9 @@ package again as it writes it.
 from __future__ import annotations
 
 import getpass
-import os
 import shutil
+import tempfile
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import torch
 
 from biounet._version import __version__
 from biounet.checkpoint import load_checkpoint
+from biounet.core.files import atomic_path
 from biounet.export.padded import PaddedUNet, axis_sizes
 from biounet.inference.trained import TrainedModel
 
@@ -111,8 +113,8 @@ channel(s); output: the probability of each class ({classes}).
 
 ## Use
 
-- **biounet**: `biounet predict rdf.yaml`-free: load the original checkpoint with
-  `biounet.load`, or run this package's TorchScript or ONNX file on tiles of the sizes above.
+- **biounet**: `biounet predict` and `biounet.load` take the original checkpoint, not this
+  package; its TorchScript or ONNX file runs on its own on tiles of the sizes above.
 - **Fiji (deepImageJ)**: install deepImageJ, then *Plugins > deepImageJ > Install model* from
   this package's zip; run it on an open image (TorchScript weights; tiling with the halo above).
 - **ilastik**: the Neural Network Classification workflow loads the zip (its ONNX or TorchScript
@@ -234,26 +236,26 @@ def _user() -> str:
 def save_package(descr: Any, out: Path) -> None:
     """Save ``descr`` as a zip (``out`` ends in ``.zip``) or a folder; validated as written.
 
-    A package that fails validation leaves nothing at ``out``.
+    The package is made and validated in a scratch folder, then written to ``out``
+    atomically (:func:`biounet.core.files.atomic_path`): a package that fails validation, or
+    an interrupted write, leaves nothing at ``out``.
     """
     from bioimageio.spec import save_bioimageio_package_as_folder
 
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
-    try:
-        save_bioimageio_package_as_folder(descr, output_path=tmp)
-        _keep_padding_mode(tmp / "rdf.yaml")
-        _validated(tmp / "rdf.yaml")
-        if out.suffix.lower() == ".zip":
-            zipped = shutil.make_archive(str(tmp.with_suffix("")), "zip", root_dir=tmp)
-            Path(zipped).replace(out)
-        else:
-            tmp.replace(out)
-    finally:
-        for leftover in (tmp, tmp.with_suffix(".zip"), tmp.with_suffix("")):
-            if leftover.is_dir():
-                shutil.rmtree(leftover, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="biounet-package-") as scratch:
+        folder = Path(scratch) / "package"
+        save_bioimageio_package_as_folder(descr, output_path=folder)
+        _keep_padding_mode(folder / "rdf.yaml")
+        _validated(folder / "rdf.yaml")
+        with atomic_path(out) as tmp:
+            if out.suffix.lower() == ".zip":
+                with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+                    for f in sorted(folder.rglob("*")):
+                        if f.is_file():
+                            z.write(f, f.relative_to(folder).as_posix())
             else:
-                leftover.unlink(missing_ok=True)
+                tmp.unlink()
+                shutil.copytree(folder, tmp)
 
 
 def _keep_padding_mode(rdf: Path) -> None:
