@@ -27,7 +27,7 @@ memory. The table gives quality and speed as ratios to ``biounet``.
 
 The peers are benchmark-only extras: ``pip install -e ".[peers]"`` (MONAI,
 segmentation_models_pytorch and its timm and torchvision; see experiments/README.md for a
-CPU-only torch). Usage (resumable; about two hours at the default 15 minutes per run)::
+CPU-only torch). Usage (resumable; about 80 minutes at the default 10 minutes per run)::
 
     python experiments/peers.py
     python experiments/peers.py --runs biounet smp_resnet34 --minutes 30
@@ -413,7 +413,7 @@ def main() -> None:
     """Run what is missing, each run in a fresh process, then write the results."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "runs" / STUDY)
-    ap.add_argument("--minutes", type=float, default=15.0)
+    ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--runs", nargs="+", choices=RUNS, default=list(RUNS))
     ap.add_argument("--data-root", type=Path, default=common.DATA_ROOT)
     ap.add_argument("--only", help=argparse.SUPPRESS)
