@@ -122,20 +122,48 @@ def isbi_figures(out: Path, results: list[dict[str, Any]], folder: Path) -> list
         lines += [f"![slice {shown}: predictions and errors](predictions.png)", ""]
     paper = next((r for r in results if r["run"] == "paper"), None)
     if paper and len(paper.get("curve", [])) > 1:
-        plt = _plt()
-        fig, ax = plt.subplots(figsize=(5, 3.4))
-        c = paper["curve"]
-        ax.plot(
-            [p["iterations"] for p in c], [1 - p["v_rand"] for p in c], "o-", label="1 - V_Rand"
-        )
-        ax.plot(
-            [p["iterations"] for p in c], [1 - p["v_info"] for p in c], "s-", label="1 - V_Info"
-        )
-        ax.set(xlabel="iterations", ylabel="error on slices 25-29", xscale="log", yscale="log")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(folder / "paper_curve.png", dpi=110)
-        plt.close(fig)
-        lines += ["![the paper preset's test learning curve](paper_curve.png)", ""]
+        paper_curve(out, results, folder / "paper_curve.png")
+        lines += ["![the paper preset's learning curves](paper_curve.png)", ""]
     return lines
+
+
+def paper_curve(out: Path, results: list[dict[str, Any]], path: Path) -> None:
+    """The paper preset's curves over iterations, beside the ``cpu`` runs'.
+
+    Left: validation pixel error, the paper's and ``cpu60``'s, with the power-law fit of the
+    paper's dashed to 10x its iterations. Right: the held-out errors after each segment, and
+    the ``cpu`` runs' final ones.
+    """
+    import isbi
+
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for run, style in (("paper", "o-"), ("cpu60", ".-")):
+        curve = isbi.validation_curve(out / "runs" / run / "train")
+        if not curve:
+            continue
+        n = np.array([p["iterations"] for p in curve], dtype=float)
+        e = np.array([p["val_pixel_error"] for p in curve])
+        axes[0].plot(n, e, style, ms=3, lw=1, label=run)
+        fit = isbi.extrapolate(curve, "val_pixel_error", score=False)
+        if run == "paper" and fit["asymptote"] is not None:
+            x = np.geomspace(n[0], 10 * n[-1], 100)
+            a, b, c = fit["asymptote"], fit["scale"], fit["exponent"]
+            axes[0].plot(x, a + b * (x / n[-1]) ** (-c), "--", color="C0", lw=1,
+                         label=f"fit, limit {a:.3f}")  # fmt: skip
+    axes[0].set(xlabel="iterations", ylabel="validation pixel error", xscale="log")
+    curve = results[[r["run"] for r in results].index("paper")]["curve"]
+    its = [p["iterations"] for p in curve]
+    for key, mark in (("v_rand", "o-"), ("v_info", "s-")):
+        axes[1].plot(its, [1 - p[key] for p in curve], mark, label=f"paper, 1 - {key}")
+    for r in results:
+        if r["run"] in ("cpu30", "cpu60") and "plain" in r:
+            axes[1].plot(r["iterations"], 1 - r["plain"]["v_rand"], "k^", ms=5)
+            axes[1].annotate(r["run"], (r["iterations"], 1 - r["plain"]["v_rand"]), fontsize=8)
+    axes[1].set(xlabel="iterations", ylabel="error on slices 25-29", xscale="log", yscale="log")
+    for a in axes:
+        a.grid(alpha=0.3, which="both")
+        a.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -139,19 +139,23 @@ def work_paper(out: Path, total: float, segment: float) -> dict[str, Any]:
             "config": config_dict(cfg)}  # fmt: skip
 
 
-def extrapolate(curve: list[dict[str, Any]], key: str = "v_rand") -> dict[str, Any]:
-    """Fit ``1 - key = a + b * n**-c`` to the learning curve over iterations ``n``.
+def extrapolate(
+    curve: list[dict[str, Any]], key: str = "v_rand", score: bool = True
+) -> dict[str, Any]:
+    """Fit ``error = a + b * n**-c`` to a learning curve over iterations ``n``.
 
-    Returns the fitted ``a`` (the error the recipe tends to), the error predicted at 4x and
-    10x the iterations reached, and the fit's residual; ``None`` values when fewer than four
-    points, or the fit fails (then only the trend of the last points is reported).
+    ``error`` is ``1 - key`` for a score (``score``: V_Rand, V_Info) and ``key`` itself for an
+    error (``val_pixel_error``). Returns the fitted ``a`` (the error the recipe tends to) with
+    its standard error, the exponent, the error predicted at 4x and 10x the iterations reached,
+    and the fit's residual; ``None`` values when fewer than four points, or the fit fails.
     """
     from scipy.optimize import curve_fit
 
     n = np.array([p["iterations"] for p in curve], dtype=float)
-    e = np.array([1.0 - p[key] for p in curve], dtype=float)
+    e = np.array([1.0 - p[key] if score else p[key] for p in curve], dtype=float)
     out: dict[str, Any] = {
         "points": len(n),
+        "iterations": int(n[-1]) if n.size else 0,
         "key": key,
         "error_now": float(e[-1]) if e.size else None,
     }
@@ -168,9 +172,49 @@ def extrapolate(curve: list[dict[str, Any]], key: str = "v_rand") -> dict[str, A
         return {**out, "asymptote": None, "at_4x": None, "at_10x": None}
     sd = np.sqrt(np.clip(np.diag(cov), 0, None))
     resid = float(np.sqrt(np.mean((model(n, *p) - e) ** 2)))
-    return {**out, "asymptote": float(p[0]), "asymptote_sd": float(sd[0]), "exponent": float(p[2]),
+    return {**out, "asymptote": float(p[0]), "asymptote_sd": float(sd[0]), "scale": float(p[1]),
+            "exponent": float(p[2]),
             "at_4x": float(model(np.array(4 * n[-1]), *p)),
             "at_10x": float(model(np.array(10 * n[-1]), *p)), "rms_residual": resid}  # fmt: skip
+
+
+def validation_curve(train: Path, key: str = "val_pixel_error") -> list[dict[str, Any]]:
+    """A run's validation ``key`` over iterations, from its ``metrics.jsonl``.
+
+    The last record of an iteration logged twice (a resumed run) wins.
+    """
+    from common import read_log
+
+    by_it = {r["iteration"]: r[key] for r in read_log(train) if key in r}
+    return [{"iterations": i, key: v} for i, v in sorted(by_it.items())]
+
+
+def fits(out: Path, paper: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The extrapolations of the paper preset's curves (and of ``cpu60``'s, to compare)."""
+    found = {"paper, held-out 1 - V_Rand": extrapolate(paper["curve"], "v_rand"),
+             "paper, held-out 1 - V_Info": extrapolate(paper["curve"], "v_info")}  # fmt: skip
+    for run in ("paper", "cpu60"):
+        curve = validation_curve(out / "runs" / run / "train")
+        if curve:
+            fit = extrapolate(curve, "val_pixel_error", score=False)
+            found[f"{run}, validation pixel error"] = fit
+    return found
+
+
+def fits_table(found: dict[str, dict[str, Any]]) -> str:
+    """The extrapolations as a Markdown table."""
+    rows = []
+    for name, f in found.items():
+        a = f.get("asymptote")
+        rows.append({"curve": name, "points": f["points"], "iterations": f["iterations"],
+                     "now": f["error_now"],
+                     "a": None if a is None else f"{a:.3f} ± {f['asymptote_sd']:.3f}",
+                     "c": f.get("exponent"), "x4": f.get("at_4x"), "x10": f.get("at_10x"),
+                     "rms": f.get("rms_residual")})  # fmt: skip
+    cols = {"curve": "curve", "points": "points", "iterations": "iterations reached",
+            "now": "error now", "a": "fitted limit a", "c": "exponent c",
+            "x4": "at 4x iterations", "x10": "at 10x", "rms": "rms residual"}  # fmt: skip
+    return markdown_table(rows, cols)
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -204,12 +248,14 @@ def report(out: Path) -> None:
     paper = next((r for r in results if r["run"] == "paper"), None)
     extra: dict[str, Any] = {}
     if paper:
-        extra = {k: extrapolate(paper["curve"], k) for k in ("v_rand", "v_info")}
-        lines += ["## The paper preset's learning curve", "", markdown_table(
+        extra = fits(out, paper)
+        lines += ["## The paper preset's learning curve", "", "Its latest weights after each "
+                  "segment, scored on slices 25-29:", "", markdown_table(
             paper["curve"], {"minutes": "minutes", "iterations": "iterations",
                              **ISBI_SCORES})]  # fmt: skip
-        lines += ["", "Extrapolation (fit of 1 - score = a + b n^-c): "
-                  + json.dumps(extra), ""]  # fmt: skip
+        lines += ["", "Fits of error = a + b n^-c over iterations n (a: the error the curve "
+                  "tends to; none with fewer than 4 points):", "", fits_table(extra),
+                  ""]  # fmt: skip
     import figures
 
     lines += figures.isbi_figures(out, results, RESULTS / STUDY)

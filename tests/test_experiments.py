@@ -70,6 +70,27 @@ def test_extrapolation_recovers_a_power_law(ex) -> None:
     assert short["asymptote"] is None and short["error_now"] == pytest.approx(error[2])
 
 
+def test_validation_curve_of_a_resumed_run_and_an_error_fit(ex, tmp_path) -> None:
+    import json
+
+    records = [{"iteration": 10, "loss": 1.0}, {"iteration": 20, "val_pixel_error": 0.5},
+               {"iteration": 40, "val_pixel_error": 0.4}, {"iteration": 40, "val_pixel_error": 0.3},
+               {"iteration": 80, "val_pixel_error": 0.2}]  # fmt: skip
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    curve = ex["isbi"].validation_curve(tmp_path)
+    assert curve == [{"iterations": 20, "val_pixel_error": 0.5},
+                     {"iterations": 40, "val_pixel_error": 0.3},  # the resumed run's record
+                     {"iterations": 80, "val_pixel_error": 0.2}]  # fmt: skip
+    n = np.array([100, 200, 400, 800, 1600], float)
+    error = 0.1 + 0.2 * (n / n[-1]) ** -0.5
+    fit = ex["isbi"].extrapolate(
+        [{"iterations": int(i), "e": e} for i, e in zip(n, error)], "e", score=False
+    )
+    assert fit["asymptote"] == pytest.approx(0.1, abs=1e-3)
+    assert fit["scale"] == pytest.approx(0.2, abs=1e-3)
+    assert fit["error_now"] == pytest.approx(error[-1]) and fit["iterations"] == 1600
+
+
 def test_border_distance_against_a_loop(ex) -> None:
     d = ex["ablations"].border_distance(23, 7)
     borders = [6.5, 13.5, 20.5]  # between 6|7, 13|14, 20|21
