@@ -174,7 +174,10 @@ def train_resumable(cfg: Any, run: Path) -> dict[str, Any]:
     """Train ``cfg`` into ``run``, resuming an interrupted run; what the training took.
 
     The return (also written to ``run/trained.json``, which marks the training done):
-    ``train_seconds`` (wall time of all sessions), ``iterations``, ``sessions``.
+    ``train_seconds`` (wall time of the sessions that ended), ``clock_seconds`` (the training
+    time on the trainer's own clock, which ``max_minutes`` budgets: it resumes from the last
+    checkpoint, so a killed session's work after that checkpoint is neither kept nor
+    counted), ``iterations``, ``sessions``.
     """
     import biounet
     from biounet.config import resume_config
@@ -199,11 +202,21 @@ def train_resumable(cfg: Any, run: Path) -> dict[str, Any]:
     records = read_log(run)
     out = {
         "train_seconds": float(sum(sessions)),
+        "clock_seconds": clock_seconds(run),
         "sessions": len(sessions),
         "iterations": max((r.get("iteration", 0) for r in records), default=0),
     }
     done.write_text(json.dumps(out, indent=1))
     return out
+
+
+def clock_seconds(run: Path) -> float | None:
+    """The training time on the trainer's clock, s, from the run's ``last.pt`` (None without)."""
+    from biounet.checkpoint import load_checkpoint
+
+    if not (run / "last.pt").exists():
+        return None
+    return float(load_checkpoint(run / "last.pt").get("train_seconds", 0.0))
 
 
 def run_once(

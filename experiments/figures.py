@@ -146,7 +146,7 @@ def paper_curve(out: Path, results: list[dict[str, Any]], path: Path) -> None:
         e = np.array([p["val_pixel_error"] for p in curve])
         axes[0].plot(n, e, style, ms=3, lw=1, label=run)
         fit = isbi.extrapolate(curve, "val_pixel_error", score=False)
-        if run == "paper" and fit["asymptote"] is not None:
+        if run == "paper" and fit.get("determined"):
             x = np.geomspace(n[0], 10 * n[-1], 100)
             a, b, c = fit["asymptote"], fit["scale"], fit["exponent"]
             axes[0].plot(x, a + b * (x / n[-1]) ** (-c), "--", color="C0", lw=1,

@@ -148,6 +148,8 @@ def extrapolate(
     error (``val_pixel_error``). Returns the fitted ``a`` (the error the recipe tends to) with
     its standard error, the exponent, the error predicted at 4x and 10x the iterations reached,
     and the fit's residual; ``None`` values when fewer than four points, or the fit fails.
+    ``determined`` is False when the limit's standard error is as large as the limit itself
+    (a curve still on its plateau, say): the projections are then not worth reading.
     """
     from scipy.optimize import curve_fit
 
@@ -172,7 +174,8 @@ def extrapolate(
         return {**out, "asymptote": None, "at_4x": None, "at_10x": None}
     sd = np.sqrt(np.clip(np.diag(cov), 0, None))
     resid = float(np.sqrt(np.mean((model(n, *p) - e) ** 2)))
-    return {**out, "asymptote": float(p[0]), "asymptote_sd": float(sd[0]), "scale": float(p[1]),
+    return {**out, "asymptote": float(p[0]), "asymptote_sd": float(sd[0]),
+            "determined": bool(sd[0] < p[0]), "scale": float(p[1]),
             "exponent": float(p[2]),
             "at_4x": float(model(np.array(4 * n[-1]), *p)),
             "at_10x": float(model(np.array(10 * n[-1]), *p)), "rms_residual": resid}  # fmt: skip
@@ -205,12 +208,13 @@ def fits_table(found: dict[str, dict[str, Any]]) -> str:
     """The extrapolations as a Markdown table."""
     rows = []
     for name, f in found.items():
-        a = f.get("asymptote")
+        a, ok = f.get("asymptote"), f.get("determined")
+        limit = None if a is None else f"{a:.3f} ± {f['asymptote_sd']:.3g}"
         rows.append({"curve": name, "points": f["points"], "iterations": f["iterations"],
-                     "now": f["error_now"],
-                     "a": None if a is None else f"{a:.3f} ± {f['asymptote_sd']:.3f}",
-                     "c": f.get("exponent"), "x4": f.get("at_4x"), "x10": f.get("at_10x"),
-                     "rms": f.get("rms_residual")})  # fmt: skip
+                     "now": f["error_now"], "rms": f.get("rms_residual"),
+                     "a": limit if ok or a is None else f"not determined ({limit})",
+                     **({"c": f["exponent"], "x4": f["at_4x"], "x10": f["at_10x"]}
+                        if ok else {})})  # fmt: skip
     cols = {"curve": "curve", "points": "points", "iterations": "iterations reached",
             "now": "error now", "a": "fitted limit a", "c": "exponent c",
             "x4": "at 4x iterations", "x10": "at 10x", "rms": "rms residual"}  # fmt: skip
@@ -221,12 +225,13 @@ def table(results: list[dict[str, Any]]) -> str:
     """The Markdown tables: the scores of every run, plain and averaged."""
     rows = []
     for r in results:
+        seconds = r.get("clock_seconds") or r.get("train_seconds", 0)
         for tag in ("plain", "tta"):
             if tag not in r:
                 continue
             rows.append({"run": r["run"], "averaging": "8 rotations/flips" if tag == "tta"
                          else "none", "iterations": r.get("iterations"),
-                         "minutes": r.get("train_seconds", 0) / 60, **r[tag],
+                         "minutes": seconds / 60, **r[tag],
                          "mpix": r.get(f"{tag}_mpix_per_s")})  # fmt: skip
     cols = {"run": "run", "averaging": "test-time averaging", "iterations": "iterations",
             "minutes": "training min", **ISBI_SCORES, "mpix": "predict MP/s"}  # fmt: skip
@@ -240,6 +245,8 @@ def report(out: Path) -> None:
         results.append(json.loads(path.read_text()))
     if not results:
         return
+    for r in results:  # runs trained before their result recorded the trainer's clock
+        r.setdefault("clock_seconds", common.clock_seconds(out / "runs" / r["run"] / "train"))
     order = {n: i for i, n in enumerate(RUNS)}
     results.sort(key=lambda r: (order.get(r["run"].split("-")[0], 9), r["run"]))
     lines = [f"# ISBI 2012 protocol ({time.strftime('%Y-%m-%d')})", "",

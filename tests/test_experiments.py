@@ -89,6 +89,10 @@ def test_validation_curve_of_a_resumed_run_and_an_error_fit(ex, tmp_path) -> Non
     assert fit["asymptote"] == pytest.approx(0.1, abs=1e-3)
     assert fit["scale"] == pytest.approx(0.2, abs=1e-3)
     assert fit["error_now"] == pytest.approx(error[-1]) and fit["iterations"] == 1600
+    assert fit["determined"]
+    rng = np.random.default_rng(0)  # a plateau with noise: no limit to claim
+    flat = [{"iterations": int(i), "e": 0.2 + 0.03 * rng.standard_normal()} for i in n]
+    assert not ex["isbi"].extrapolate(flat, "e", score=False).get("determined")
 
 
 def test_border_distance_against_a_loop(ex) -> None:
