@@ -12,6 +12,7 @@ figures), rewritten from the runs' ``result.json`` files at the end of every inv
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import subprocess
@@ -264,7 +265,9 @@ def fmt(v: Any, digits: int = 4) -> str:
     if isinstance(v, float):
         if v != v:  # NaN
             return "n/a"
-        return f"{v:.{digits}g}" if abs(v) < 1e4 else f"{v:,.0f}"
+        if abs(v) < 10 ** (digits - 1):
+            return f"{v:.{digits}g}"
+        return f"{round(v, digits - 1 - math.floor(math.log10(abs(v)))):,.0f}"  # no exponent
     if isinstance(v, int):
         return f"{v:,}"
     return "" if v is None else str(v)
