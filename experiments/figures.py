@@ -96,8 +96,13 @@ def membrane_errors(
     plt.close(fig)
 
 
-def isbi_figures(out: Path, results: list[dict[str, Any]], folder: Path) -> list[str]:
-    """The ISBI study's figures in ``folder``; Markdown lines that show them."""
+def isbi_figures(
+    out: Path, results: list[dict[str, Any]], folder: Path, fits: dict[str, dict[str, Any]]
+) -> list[str]:
+    """The ISBI study's figures in ``folder``; Markdown lines that show them.
+
+    ``fits``: the paper preset's extrapolations (:func:`isbi.fits`), drawn on its curve.
+    """
     from biounet.data.io import read_image
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -122,12 +127,14 @@ def isbi_figures(out: Path, results: list[dict[str, Any]], folder: Path) -> list
         lines += [f"![slice {shown}: predictions and errors](predictions.png)", ""]
     paper = next((r for r in results if r["run"] == "paper"), None)
     if paper and len(paper.get("curve", [])) > 1:
-        paper_curve(out, results, folder / "paper_curve.png")
+        paper_curve(out, results, fits, folder / "paper_curve.png")
         lines += ["![the paper preset's learning curves](paper_curve.png)", ""]
     return lines
 
 
-def paper_curve(out: Path, results: list[dict[str, Any]], path: Path) -> None:
+def paper_curve(
+    out: Path, results: list[dict[str, Any]], fits: dict[str, dict[str, Any]], path: Path
+) -> None:
     """The paper preset's curves over iterations, beside the ``cpu`` runs'.
 
     Left: validation pixel error, the paper's and ``cpu60``'s, with the power-law fit of the
@@ -145,7 +152,7 @@ def paper_curve(out: Path, results: list[dict[str, Any]], path: Path) -> None:
         n = np.array([p["iterations"] for p in curve], dtype=float)
         e = np.array([p["val_pixel_error"] for p in curve])
         axes[0].plot(n, e, style, ms=3, lw=1, label=run)
-        fit = isbi.extrapolate(curve, "val_pixel_error", score=False)
+        fit = fits.get(f"{run}, validation pixel error", {})
         if run == "paper" and fit.get("determined"):
             x = np.geomspace(n[0], 10 * n[-1], 100)
             a, b, c = fit["asymptote"], fit["scale"], fit["exponent"]

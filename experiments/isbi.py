@@ -47,6 +47,7 @@ from common import (
     markdown_table,
     peak_rss_mib,
     read_images,
+    read_log,
     read_truths,
     run_once,
     score_membranes,
@@ -186,8 +187,6 @@ def validation_curve(train: Path, key: str = "val_pixel_error") -> list[dict[str
 
     The last record of an iteration logged twice (a resumed run) wins.
     """
-    from common import read_log
-
     by_it = {r["iteration"]: r[key] for r in read_log(train) if key in r}
     return [{"iterations": i, key: v} for i, v in sorted(by_it.items())]
 
@@ -265,7 +264,7 @@ def report(out: Path) -> None:
                   ""]  # fmt: skip
     import figures
 
-    lines += figures.isbi_figures(out, results, RESULTS / STUDY)
+    lines += figures.isbi_figures(out, results, RESULTS / STUDY, extra)
     data = {"study": STUDY, "machine": machine(), "runs": results, "extrapolation": extra}
     write_results(STUDY, "\n".join(lines), data)
 
